@@ -1,0 +1,288 @@
+"""The Corridor client library: stays connected, sends durably, delivers in order.
+
+How it works. `Client.open(profile)` connects (TLS pinned to the profile's CA), says hello and
+logs in with the device token; a supervisor task then keeps that true, reconnecting with
+exponential backoff whenever the link drops. `send()` puts the message in the profile's
+outbox *before* sending and removes it only after the durable ack, retrying the same message
+id across reconnects — the server turns a repeat into the original ack, so no one sees a
+duplicate. After every (re)connect the outbox is resent.
+
+Receiving (`receive=True`) is gap-free by construction: the client tracks, per conversation,
+the last sequence number it has handed to the application. On connect it asks the server for
+everything after those cursors (`sync`, paged). A live message with the next seq is delivered
+at once; one that is already known is dropped; one that skips ahead triggers a sync, which
+fills the gap in order. So replays, reorderings and reconnects can never show a message twice
+or lose one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+from corridor.protocol.errors import CorridorError, single_exception
+from corridor.protocol.messages import (
+    Cursor,
+    Event,
+    History,
+    HistoryResult,
+    Login,
+    LoginResult,
+    MessageEvent,
+    Ping,
+    PresenceEvent,
+    QueryPresence,
+    Request,
+    Send,
+    SendResult,
+    SetPresence,
+    Sync,
+)
+from corridor.protocol.schema import Record
+
+from .profile import Credential, Profile
+from .transport import Channel, open_tls
+
+log = logging.getLogger("corridor.client")
+
+RETRYABLE = frozenset({"CONNECTION_LOST", "SHUTTING_DOWN", "INTERNAL", "TOO_MANY_REQUESTS", "SLOW_CONSUMER", "TIMEOUT"})
+FATAL = frozenset({"LOGIN_FAILED", "UNTRUSTED_SERVER", "UNSUPPORTED_VERSION", "NOT_AUTHENTICATED"})
+SYNC_PAGE = 500
+APP_BUFFER = 1000
+
+
+class Client:
+    """A logged-in, self-reconnecting client for one profile."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        address: tuple[str, int] | None = None,
+        receive: bool = True,
+        connect_timeout: float = 10.0,
+        ping_interval: float = 60.0,
+        backoff: tuple[float, float] = (0.1, 5.0),
+    ):
+        self.profile = profile
+        self.credential: Credential = profile.credential()
+        self.address = address or (self.credential.host, self.credential.port)
+        self.receive = receive
+        self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.backoff = backoff
+        self.login: LoginResult | None = None
+        self.connects = 0
+        self._channel: Channel | None = None
+        self._connected = trio.Event()
+        self._fatal: CorridorError | None = None
+        self._queued = profile.cursors()
+        self._app_send, self._app_receive = trio.open_memory_channel[Event](APP_BUFFER)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, profile: Profile, **options) -> AsyncIterator[Client]:
+        """Connect and log in (raising the first failure), then stay connected until exit."""
+        client = cls(profile, **options)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(client._supervise)
+                try:
+                    yield client
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise single_exception(group) from None
+
+    # -- connection management -------------------------------------------------------------
+
+    async def _connect(self) -> Channel:
+        cred = self.credential
+        stream = await open_tls(self.address[0], self.address[1], self.profile.ca_pem(), cred.tls_host, self.connect_timeout)
+        return Channel(stream)
+
+    async def _supervise(self, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        delay = self.backoff[0]
+        first = True
+        while True:
+            try:
+                channel = await self._connect()
+            except CorridorError as exc:
+                if first or exc.code in FATAL:
+                    self._give_up(exc)
+                    raise
+                log.info("reconnect failed (%s); retrying in %.2f s", exc.message, delay)
+                await trio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, self.backoff[1])
+                continue
+            async with trio.open_nursery() as link:
+                link.start_soon(channel.run)
+                try:
+                    await channel.handshake()
+                    self.login = await channel.request(
+                        Login(user=self.credential.user, device_token=self.credential.device_token)
+                    )
+                except CorridorError as exc:
+                    await channel.aclose()
+                    if first or exc.code in FATAL:
+                        self._give_up(exc)
+                        raise
+                    continue
+                delay = self.backoff[0]
+                self.connects += 1
+                self._channel = channel
+                self._connected.set()
+                if first:
+                    first = False
+                    task_status.started()
+                link.start_soon(self._pinger, channel)
+                await self._resend_outbox(channel)
+                if self.receive:
+                    await self._deliver(channel)
+                else:
+                    async for _ in channel.events:
+                        pass  # a send-only client ignores pushes but must keep draining them
+                self._channel = None
+                self._connected = trio.Event()
+                link.cancel_scope.cancel()
+            log.info("disconnected: %s", channel.error.message if channel.error else "closed")
+
+    def _give_up(self, error: CorridorError) -> None:
+        self._fatal = error
+        self._connected.set()
+        self._app_send.close()
+
+    async def _wait_channel(self) -> Channel:
+        while True:
+            await self._connected.wait()
+            if self._fatal is not None:
+                raise self._fatal
+            if self._channel is not None:
+                return self._channel
+            await trio.sleep(0)
+
+    async def _pinger(self, channel: Channel) -> None:
+        while True:
+            await trio.sleep(self.ping_interval)
+            try:
+                await channel.request(Ping())
+            except CorridorError:
+                return
+
+    async def request(self, message: Request) -> Record:
+        """Send a request on the current connection, waiting through reconnects.
+
+        Retrying is safe: every request here is a read or idempotent."""
+        while True:
+            channel = await self._wait_channel()
+            try:
+                return await channel.request(message)
+            except CorridorError as exc:
+                if exc.code not in RETRYABLE:
+                    raise
+                if exc.retry_after:
+                    await trio.sleep(exc.retry_after)
+                elif channel is self._channel:
+                    await trio.sleep(self.backoff[0])
+
+    async def aclose_connection(self) -> None:
+        """Drop the current connection (the supervisor reconnects); for tests and diagnostics."""
+        if self._channel is not None:
+            await self._channel.aclose()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send(self, to: str, text: str, *, msg_id: str | None = None) -> SendResult:
+        """Send a 1:1 message and return once the server has stored it durably."""
+        msg_id = msg_id or uuid.uuid4().hex
+        self.profile.outbox_add(msg_id, to, text)
+        try:
+            result = await self.request(Send(to=to, msg_id=msg_id, text=text))
+        except CorridorError as exc:
+            if exc.code not in RETRYABLE:
+                self.profile.outbox_remove(msg_id)  # refused for good: retrying cannot help
+            raise
+        self.profile.outbox_remove(msg_id)
+        return result
+
+    async def _resend_outbox(self, channel: Channel) -> None:
+        for entry in self.profile.outbox():
+            try:
+                await channel.request(Send(to=entry.recipient, msg_id=entry.msg_id, text=entry.text))
+            except CorridorError as exc:
+                if exc.code in RETRYABLE:
+                    return
+                log.warning("dropping unsendable message %s to %s: %s", entry.msg_id, entry.recipient, exc.message)
+            self.profile.outbox_remove(entry.msg_id)
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def _emit(self, event: Event) -> None:
+        if isinstance(event, MessageEvent):
+            self._queued[event.conversation] = event.seq
+        await self._app_send.send(event)
+
+    async def _sync(self, channel: Channel) -> set[str]:
+        """Deliver everything after the cursors; returns the people seen in those messages."""
+        peers: set[str] = set()
+        while True:
+            after = tuple(Cursor(conversation=c, seq=s) for c, s in self._queued.items())
+            result = await channel.request(Sync(after=after, limit=SYNC_PAGE))
+            for message in result.messages:
+                if message.seq == self._queued.get(message.conversation, 0) + 1:
+                    await self._emit(MessageEvent(**message.to_fields()))
+                    peers.update((message.sender, message.recipient))
+            if not result.more:
+                return peers
+
+    async def _deliver(self, channel: Channel) -> None:
+        try:
+            peers = await self._sync(channel) - {self.credential.user, ""}
+            if peers:
+                statuses = await channel.request(QueryPresence(users=tuple(sorted(peers))[:1000]))
+                for status in statuses.statuses:
+                    await self._emit(PresenceEvent(user=status.user, status=status.status))
+            async for event in channel.events:
+                if not isinstance(event, MessageEvent):
+                    await self._emit(event)
+                    continue
+                known = self._queued.get(event.conversation, 0)
+                if event.seq == known + 1:
+                    await self._emit(event)
+                elif event.seq > known + 1:
+                    await self._sync(channel)
+        except CorridorError as exc:
+            if exc.code not in RETRYABLE:
+                raise
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Messages (in order, each once) and presence changes, across reconnects.
+
+        A message's cursor is saved as it is handed over, so the next session starts after it."""
+        if not self.receive:
+            raise RuntimeError("this client was opened with receive=False")
+        async for event in self._app_receive:
+            if isinstance(event, MessageEvent):
+                self.profile.advance_cursor(event.conversation, event.seq)
+            yield event
+        if self._fatal is not None:
+            raise self._fatal
+
+    # -- other requests --------------------------------------------------------------------
+
+    async def history(self, with_user: str, *, limit: int = 50, before: int | None = None) -> HistoryResult:
+        """The latest messages with one person, oldest first."""
+        return await self.request(History(with_user=with_user, limit=limit, before=before))
+
+    async def set_presence(self, status: str) -> None:
+        """Set my status: online, away, busy, or offline (appear offline)."""
+        await self.request(SetPresence(status=status))
+
+    async def query_presence(self, users: list[str]) -> dict[str, str]:
+        """Current statuses of these people; their later changes arrive as events."""
+        result = await self.request(QueryPresence(users=tuple(users)))
+        return {info.user: info.status for info in result.statuses}

@@ -1,0 +1,55 @@
+"""Enrollment: redeem an invite, pin the organisation's CA, store the device credential.
+
+The invite carries the CA's fingerprint, not the CA. So the client first opens an
+*unverified* TLS connection only to read the CA certificate from `hello`, checks its SHA-256
+against the invite, and closes it — nothing secret crosses that connection. Then it opens a
+second connection verified against that CA, and only there sends the invite token and the
+new password.
+"""
+
+from __future__ import annotations
+
+import trio
+from corridor.protocol.errors import make_error, single_exception
+from corridor.protocol.invites import parse_invite
+from corridor.protocol.messages import Enroll, LoginResult
+
+from .profile import Credential, Profile
+from .tls import ca_fingerprint
+from .transport import open_tls, running
+
+
+async def enroll(profile: Profile, invite_text: str, password: str, device_name: str, timeout: float = 10.0) -> LoginResult:
+    """Enroll this profile with the server named in the invite."""
+    invite = parse_invite(invite_text)
+    try:
+        stream = await open_tls(invite.host, invite.port, None, invite.host, timeout)
+        async with running(stream) as probe:
+            with trio.fail_after(timeout):
+                hello = await probe.handshake()
+        if not hello.ca or ca_fingerprint(hello.ca) != invite.ca_sha256:
+            raise make_error(
+                "UNTRUSTED_SERVER",
+                f"{invite.host}:{invite.port} does not hold the CA named in the invite (sha256:{invite.ca_sha256})",
+            )
+        stream = await open_tls(invite.host, invite.port, hello.ca, invite.host, timeout)
+        async with running(stream) as channel:
+            with trio.fail_after(timeout):
+                await channel.handshake()
+                result = await channel.request(Enroll(token=invite.token, password=password, device_name=device_name))
+    except BaseExceptionGroup as group:
+        raise single_exception(group) from None
+    except trio.TooSlowError:
+        raise make_error("CONNECTION_LOST", f"{invite.host}:{invite.port} did not answer within {timeout:g} s") from None
+    credential = Credential(
+        host=invite.host,
+        port=invite.port,
+        tls_host=invite.host,
+        org=hello.org,
+        user=result.user,
+        device_id=result.device_id,
+        device_token=result.device_token,
+        ca_sha256=invite.ca_sha256,
+    )
+    profile.save_enrollment(credential, hello.ca)
+    return result

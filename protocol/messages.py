@@ -1,0 +1,231 @@
+"""Every message of protocol version 1.
+
+A `Request` subclass names its wire `TYPE` and its `RESULT` class; an `Event` subclass is a
+server push. `docs/protocol.md` documents each one (a test checks every type appears there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+from .schema import Bound, Record
+
+UserName = Annotated[str, Bound(min_len=1, max_len=64)]
+DisplayName = Annotated[str, Bound(min_len=1, max_len=128)]
+Secret = Annotated[str, Bound(min_len=1, max_len=1024)]
+MessageId = Annotated[str, Bound(min_len=1, max_len=64)]
+Text = Annotated[str, Bound(min_len=1, max_len=32_000)]
+Seq = Annotated[int, Bound(min=0, max=2**62)]
+PRESENCE_STATES = ("online", "away", "busy", "offline")
+Status = Annotated[str, Bound(choices=PRESENCE_STATES)]
+ROLES = ("user", "admin", "auditor")
+Role = Annotated[str, Bound(choices=ROLES)]
+
+
+class Request(Record):
+    """A client request; it carries an `id` on the wire and gets exactly one response."""
+
+    TYPE: ClassVar[str]
+    RESULT: ClassVar[type[Record]]
+
+
+class Event(Record):
+    """A server push, without an id."""
+
+    TYPE: ClassVar[str]
+
+
+@dataclass(frozen=True)
+class Empty(Record):
+    """A result with no fields."""
+
+
+@dataclass(frozen=True)
+class HelloResult(Record):
+    """`ca` is the organisation CA's certificate (PEM): enrollment checks it against the invite's
+    fingerprint before trusting it."""
+
+    version: int
+    server: str
+    org: str
+    ca: Annotated[str, Bound(max_len=16384)] = ""
+
+
+@dataclass(frozen=True)
+class Hello(Request):
+    TYPE = "hello"
+    RESULT = HelloResult
+    versions: Annotated[tuple[int, ...], Bound(max_items=16)]
+    client: str = ""
+
+
+@dataclass(frozen=True)
+class LoginResult(Record):
+    user: str
+    display_name: str
+    role: str
+    device_id: int
+    device_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Login(Request):
+    """Log in with a password (issues a new device token) or with a device token."""
+
+    TYPE = "login"
+    RESULT = LoginResult
+    user: UserName
+    password: Secret | None = None
+    device_token: Secret | None = None
+    device_name: Annotated[str, Bound(max_len=128)] = ""
+
+
+@dataclass(frozen=True)
+class Enroll(Request):
+    """Redeem a one-time invite: set the password and get a device token."""
+
+    TYPE = "enroll"
+    RESULT = LoginResult
+    token: Secret
+    password: Secret
+    device_name: Annotated[str, Bound(max_len=128)] = ""
+
+
+@dataclass(frozen=True)
+class SendResult(Record):
+    conversation: int
+    seq: int
+    ts: float
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Send(Request):
+    """Send a 1:1 message; the result comes only after it is durably stored."""
+
+    TYPE = "send"
+    RESULT = SendResult
+    to: UserName
+    msg_id: MessageId
+    text: Text
+
+
+@dataclass(frozen=True)
+class ChatMessage(Record):
+    conversation: int
+    seq: int
+    sender: str
+    recipient: str
+    msg_id: str
+    text: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class Cursor(Record):
+    conversation: int
+    seq: Seq
+
+
+@dataclass(frozen=True)
+class SyncResult(Record):
+    messages: Annotated[tuple[ChatMessage, ...], Bound(max_items=1000)]
+    more: bool
+
+
+@dataclass(frozen=True)
+class Sync(Request):
+    """Everything after the given cursor in each of my conversations (unlisted ones from 0)."""
+
+    TYPE = "sync"
+    RESULT = SyncResult
+    after: Annotated[tuple[Cursor, ...], Bound(max_items=10_000)] = ()
+    limit: Annotated[int, Bound(min=1, max=1000)] = 500
+
+
+@dataclass(frozen=True)
+class HistoryResult(Record):
+    conversation: int | None
+    messages: Annotated[tuple[ChatMessage, ...], Bound(max_items=1000)]
+
+
+@dataclass(frozen=True)
+class History(Request):
+    """The latest messages with one user, oldest first; `before` pages further back."""
+
+    TYPE = "history"
+    RESULT = HistoryResult
+    with_user: UserName
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Annotated[int, Bound(min=1, max=1000)] = 50
+
+
+@dataclass(frozen=True)
+class SetPresence(Request):
+    TYPE = "set_presence"
+    RESULT = Empty
+    status: Status
+
+
+@dataclass(frozen=True)
+class PresenceInfo(Record):
+    user: str
+    status: str
+
+
+@dataclass(frozen=True)
+class PresenceResult(Record):
+    statuses: tuple[PresenceInfo, ...]
+
+
+@dataclass(frozen=True)
+class QueryPresence(Request):
+    TYPE = "query_presence"
+    RESULT = PresenceResult
+    users: Annotated[tuple[UserName, ...], Bound(max_items=1000)]
+
+
+@dataclass(frozen=True)
+class Ping(Request):
+    TYPE = "ping"
+    RESULT = Empty
+
+
+@dataclass(frozen=True)
+class UserAddResult(Record):
+    user: str
+    invite: str
+    expires: float
+
+
+@dataclass(frozen=True)
+class UserAdd(Request):
+    """Create an account and its one-time enrollment invite (admins only)."""
+
+    TYPE = "user_add"
+    RESULT = UserAddResult
+    username: UserName
+    display_name: DisplayName
+    role: Role = "user"
+
+
+@dataclass(frozen=True)
+class MessageEvent(ChatMessage, Event):
+    """A new message in one of my conversations (also sent to my other devices)."""
+
+    TYPE = "message"
+
+
+@dataclass(frozen=True)
+class PresenceEvent(PresenceInfo, Event):
+    """A contact's presence changed."""
+
+    TYPE = "presence"
+
+
+REQUESTS: dict[str, type[Request]] = {
+    cls.TYPE: cls for cls in (Hello, Login, Enroll, Send, Sync, History, SetPresence, QueryPresence, Ping, UserAdd)
+}
+EVENTS: dict[str, type[Event]] = {cls.TYPE: cls for cls in (MessageEvent, PresenceEvent)}

@@ -1,0 +1,194 @@
+"""Builds the server in a fixed, readable order and runs it until asked to stop.
+
+Order: take the data dir lock → open the database and apply pending migrations → load the
+user cache → build the features and the router → start the committer → bind listeners →
+advertise → report ready. Stopping reverses it (see `shutdown.py` for the signal side):
+stop accepting, give in-flight requests a deadline, close connections, flush the committer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import logging
+import os
+import ssl
+from pathlib import Path
+
+import trio
+from corridor.protocol.versions import SUPPORTED_VERSIONS
+
+from .bus import Bus
+from .config import Config
+from .features import accounts, archive, messaging, presence, session
+from .features.accounts.store import all_users
+from .features.accounts.users import UserCache
+from .net.advertise import advertise
+from .net.connection import ConnectionHandler, ConnectionTracker
+from .net.listeners import bound_addresses, open_control_listener, open_tls_listeners, serve_control, serve_tls
+from .net.tls import server_context
+from .router import Router
+from .services import Services
+from .sessions import LOCAL_ADMIN, Actor, SessionRegistry
+from .storage.database import Database
+from .storage.migrations import apply_migrations
+
+log = logging.getLogger("corridor.server")
+
+# Features in dependency order: migrations run in this order, and so do their tables' references.
+MIGRATIONS = (*accounts.MIGRATIONS, *archive.MIGRATIONS, *messaging.MIGRATIONS)
+
+
+class DataDirBusy(RuntimeError):
+    """Another server process is using this data dir."""
+
+
+def open_database(config: Config) -> Database:
+    """Open the data dir's database and bring its schema up to date."""
+    db = Database(config.database_path)
+    try:
+        for name in apply_migrations(db, MIGRATIONS):
+            log.info("database migrated: %s", name)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _ca_fingerprint(config: Config) -> str:
+    """What invites carry and clients pin: SHA-256 of the CA certificate's DER form."""
+    pem = config.path(config.tls.ca).read_text()
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def build_services(config: Config, db: Database) -> Services:
+    """The shared parts every feature gets."""
+    bus = Bus()
+    users = UserCache(db.write_now(all_users))
+    return Services(config=config, db=db, bus=bus, sessions=SessionRegistry(bus), users=users, ca_sha256=_ca_fingerprint(config))
+
+
+def build_router(services: Services) -> Router:
+    """Every feature's routes and actions; fails at start-up if a request type has no handler."""
+    return Router(
+        [
+            session.feature(services),
+            accounts.feature(services),
+            archive.feature(),
+            messaging.feature(services),
+            presence.feature(services),
+        ]
+    )
+
+
+def _lock(data_dir: Path) -> int:
+    fd = os.open(data_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirBusy(f"another 'corridor serve' is running on {data_dir}") from None
+    return fd
+
+
+class Server:
+    """One Corridor server process over one data dir."""
+
+    def __init__(self, config: Config, *, advertise: bool | None = None):
+        self.config = config
+        self.advertise = config.server.advertise if advertise is None else advertise
+        self.addresses: list[tuple[str, int]] = []
+        self.services: Services | None = None
+        self.tracker = ConnectionTracker(config.limits.max_connections_per_address)
+        self._stop = trio.Event()
+
+    def stop(self) -> None:
+        """Ask the server to stop gracefully (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until `stop()`; reports the bound (host, port) list through `task_status`."""
+        config = self.config
+        lock = _lock(config.data_dir)
+        db = None
+        try:
+            db = open_database(config)
+            services = self.services = build_services(config, db)
+            router = build_router(services)
+            context = server_context(config.path(config.tls.certificate), config.path(config.tls.key))
+            config.control_socket.unlink(missing_ok=True)  # stale: the lock says no server owns it
+            async with trio.open_nursery() as root:
+                await root.start(db.run_committer)
+                async with trio.open_nursery() as connections:
+
+                    async def handle(stream: trio.abc.Stream, peer: str, actor: Actor | None = None) -> None:
+                        handler = ConnectionHandler(
+                            stream,
+                            peer=peer,
+                            router=router,
+                            sessions=services.sessions,
+                            limits=config.limits,
+                            tracker=self.tracker,
+                            actor=actor,
+                        )
+                        await handler.run()
+
+                    async def handle_admin(stream: trio.abc.Stream, peer: str) -> None:
+                        await handle(stream, peer, Actor(LOCAL_ADMIN))
+
+                    accepting = await connections.start(self._accept, context, handle, handle_admin, connections)
+                    task_status.started(self.addresses)
+                    await self._stop.wait()
+                    await self._drain(accepting, connections)
+                root.cancel_scope.cancel()
+            log.info("stopped; %d writes in %d group commits", db.writes, db.commits)
+        finally:
+            if db is not None:
+                db.close()
+            config.control_socket.unlink(missing_ok=True)
+            os.close(lock)
+
+    async def _accept(
+        self, context, handle, handle_admin, connections: trio.Nursery, task_status=trio.TASK_STATUS_IGNORED
+    ) -> None:
+        config, services = self.config, self.services
+        listeners = await open_tls_listeners(config.server.listen)
+        control = await open_control_listener(config.control_socket)
+        self.addresses = bound_addresses(listeners)
+        services.port = self.addresses[0][1]
+        with trio.CancelScope() as accepting:
+            async with trio.open_nursery() as acceptors:
+                tracker = self.tracker
+                acceptors.start_soon(
+                    serve_tls, listeners, context, handle, tracker.admit, tracker.release, config.limits, connections
+                )
+                acceptors.start_soon(serve_control, control, handle_admin, connections)
+                if self.advertise:
+                    await acceptors.start(
+                        functools.partial(
+                            advertise,
+                            org=config.organisation.name,
+                            ca_sha256=services.ca_sha256,
+                            versions=SUPPORTED_VERSIONS,
+                            tls_host=config.server.hostnames[0],
+                            addresses=self.addresses,
+                        )
+                    )
+                task_status.started(accepting)
+        for listener in [*listeners, control]:
+            await listener.aclose()
+
+    async def _drain(self, accepting: trio.CancelScope, connections: trio.Nursery) -> None:
+        """Stop accepting, let in-flight requests finish within the grace period, then close."""
+        accepting.cancel()
+        self.tracker.closing = True
+        with trio.move_on_after(self.config.limits.shutdown_grace) as grace:
+            await self.tracker.wait_idle()
+        if grace.cancelled_caught:
+            log.warning(
+                "%d requests still in flight after %.1f s; closing anyway",
+                self.tracker.in_flight,
+                self.config.limits.shutdown_grace,
+            )
+        connections.cancel_scope.cancel()

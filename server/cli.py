@@ -1,0 +1,68 @@
+"""`corridor serve DIR`: run the server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import trio
+from corridor.protocol.errors import single_exception
+
+from .app import DataDirBusy, Server
+from .config import ConfigError, load_config, parse_listen
+from .shutdown import stop_on_signals
+from .storage.migrations import SchemaError
+
+log = logging.getLogger("corridor.server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corridor serve", description="Run the Corridor server in the foreground.")
+    parser.add_argument("data_dir", metavar="DIR", type=Path, help="data dir made by 'corridor init'")
+    parser.add_argument(
+        "--listen",
+        action="append",
+        metavar="HOST:PORT",
+        help="listen here instead of the config's server.listen (repeatable; port 0 picks a free port)",
+    )
+    parser.add_argument("--no-advertise", action="store_true", help="do not advertise the server over mDNS")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity (stderr)"
+    )
+    return parser
+
+
+async def _run(server: Server) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(stop_on_signals, server)
+        addresses = await nursery.start(server.run)
+        shown = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in addresses)
+        print(f"corridor: serving {server.config.organisation.name!r} on {shown} (TLS 1.3)", flush=True)
+        print(f"corridor: admin socket {server.config.control_socket}", flush=True)
+    # server.run returned: stopped gracefully; the signal task has ended with it.
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for `corridor serve`; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.data_dir)
+        if args.listen:
+            for address in args.listen:
+                parse_listen(address)
+            config = replace(config, server=replace(config.server, listen=tuple(args.listen)))
+        try:
+            trio.run(_run, Server(config, advertise=False if args.no_advertise else None))
+        except BaseExceptionGroup as group:
+            raise single_exception(group) from None
+    except (ConfigError, SchemaError, DataDirBusy) as exc:
+        print(f"corridor serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"corridor serve: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,163 @@
+"""The one place that reads `corridor.toml`: TOML in, frozen dataclasses out.
+
+Every key has a type and a default here; `docs/config.md` documents each one (a test checks).
+An unknown key or a value of the wrong type or range is a `ConfigError` that names the file,
+the key and what was expected, never a silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "corridor.toml"
+DEFAULT_PORT = 7740
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or has a bad key or value."""
+
+
+@dataclass(frozen=True)
+class Organisation:
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Server:
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    hostnames: tuple[str, ...] = ("localhost",)
+    advertise: bool = True
+
+
+@dataclass(frozen=True)
+class Tls:
+    ca: str = "tls/ca.pem"
+    certificate: str = "tls/server.pem"
+    key: str = "tls/server.key"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_frame_bytes: int = 1024 * 1024
+    handshake_timeout: float = 10.0
+    login_timeout: float = 30.0
+    idle_timeout: float = 300.0
+    outbound_queue: int = 1024
+    max_in_flight: int = 64
+    max_connections_per_address: int = 256
+    password_hash_concurrency: int = 2
+    failed_logins_per_hour: int = 100
+    shutdown_grace: float = 5.0
+
+
+@dataclass(frozen=True)
+class Accounts:
+    invite_ttl_hours: float = 168.0
+    min_password_length: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole server configuration, with the data dir it was read from."""
+
+    data_dir: Path
+    organisation: Organisation = field(default_factory=Organisation)
+    server: Server = field(default_factory=Server)
+    tls: Tls = field(default_factory=Tls)
+    limits: Limits = field(default_factory=Limits)
+    accounts: Accounts = field(default_factory=Accounts)
+
+    def path(self, relative: str) -> Path:
+        """A path from the config, resolved against the data dir."""
+        return self.data_dir / relative
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "corridor.sqlite"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.data_dir / "control.sock"
+
+
+SECTIONS: dict[str, type] = {
+    "organisation": Organisation,
+    "server": Server,
+    "tls": Tls,
+    "limits": Limits,
+    "accounts": Accounts,
+}
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[IPv6]:PORT` → (host, port); raises ConfigError."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"listen address {text!r} must be HOST:PORT (port 0-65535)")
+    return host.strip("[]"), int(port)
+
+
+def _check(source: str, key: str, value: Any, default: Any) -> Any:
+    expected = type(default)
+    if expected is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: key '{key}' must be a list of strings, not {value!r}")
+        return tuple(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        raise ConfigError(f"{source}: key '{key}' must be {expected.__name__}, not {value!r}")
+    if expected in (int, float) and value <= 0:
+        raise ConfigError(f"{source}: key '{key}' must be greater than 0, not {value!r}")
+    return value
+
+
+def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Config:
+    """Validate a parsed TOML document into a Config."""
+    sections = {}
+    for section, values in data.items():
+        cls = SECTIONS.get(section)
+        if cls is None:
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        defaults = cls()
+        known = {f.name for f in dataclasses.fields(cls)}
+        checked = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key '{section}.{key}' (known: {', '.join(sorted(known))})")
+            checked[key] = _check(source, f"{section}.{key}", value, getattr(defaults, key))
+        sections[section] = cls(**checked)
+    config = Config(data_dir=data_dir, **sections)
+    if not config.organisation.name:
+        raise ConfigError(f"{source}: key 'organisation.name' is required")
+    for address in config.server.listen:
+        try:
+            parse_listen(address)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key 'server.listen': {exc}") from None
+    if not config.server.hostnames:
+        raise ConfigError(f"{source}: key 'server.hostnames' needs at least one name")
+    return config
+
+
+def load_config(data_dir: Path) -> Config:
+    """Read and validate `DATA_DIR/corridor.toml`."""
+    path = Path(data_dir) / CONFIG_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (create a data dir with 'corridor init DIR --org NAME')") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, Path(data_dir).resolve(), str(path))

@@ -1,0 +1,116 @@
+"""The accounts feature's SQL: users, invites, devices. `*_txn` functions run in the caller's
+transaction (through `Database.write`); the others are reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from corridor.protocol.errors import make_error
+
+from ..archive.store import append_txn
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool
+
+
+_USER_COLUMNS = "id, username, display_name, role, active"
+
+
+def _user(row) -> UserRow | None:
+    return UserRow(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+
+def create_user_txn(conn: sqlite3.Connection, username: str, display_name: str, role: str, now: float) -> UserRow:
+    """Insert a user without a password (set at enrollment); ALREADY_EXISTS if the name is taken."""
+    try:
+        cursor = conn.execute(
+            "INSERT INTO users (username, display_name, role, created_at) VALUES (?, ?, ?, ?)",
+            (username, display_name, role, now),
+        )
+    except sqlite3.IntegrityError:
+        raise make_error("ALREADY_EXISTS", f"user '{username}' already exists") from None
+    return UserRow(cursor.lastrowid, username, display_name, role, True)
+
+
+def create_invite_txn(conn: sqlite3.Connection, user_id: int, token_hash: bytes, now: float, expires_at: float) -> None:
+    """Store a one-time invite (only its hash) for a user."""
+    conn.execute(
+        "INSERT INTO invites (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        (token_hash, user_id, now, expires_at),
+    )
+
+
+def add_user_with_invite_txn(
+    conn: sqlite3.Connection,
+    *,
+    username: str,
+    display_name: str,
+    role: str,
+    token_hash: bytes,
+    actor: str,
+    now: float,
+    expires_at: float,
+) -> UserRow:
+    """Create an account with its one-time invite, and archive who did it."""
+    user = create_user_txn(conn, username, display_name, role, now)
+    create_invite_txn(conn, user.id, token_hash, now, expires_at)
+    payload = {"action": "user_add", "user": username, "display_name": display_name, "role": role}
+    append_txn(conn, ts=now, actor=actor, kind="admin", conversation=None, payload=payload)
+    return user
+
+
+def all_users(conn: sqlite3.Connection) -> list[UserRow]:
+    """Every user, for the in-memory user cache."""
+    return [_user(row) for row in conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY id")]
+
+
+def password_hash(conn: sqlite3.Connection, user_id: int) -> str | None:
+    """The stored password hash of an active user, or None."""
+    row = conn.execute("SELECT password_hash FROM users WHERE id = ? AND active = 1", (user_id,)).fetchone()
+    return row[0] if row else None
+
+
+def invited_user(conn: sqlite3.Connection, token_hash: bytes, now: float) -> UserRow | None:
+    """The active user an unused, unexpired invite belongs to."""
+    row = conn.execute(
+        f"SELECT {', '.join('u.' + c for c in _USER_COLUMNS.split(', '))} FROM invites i JOIN users u ON u.id = i.user_id "
+        "WHERE i.token_hash = ? AND i.used_at IS NULL AND i.expires_at > ? AND u.active = 1",
+        (token_hash, now),
+    ).fetchone()
+    return _user(row)
+
+
+def redeem_invite_txn(conn: sqlite3.Connection, token_hash: bytes, user_id: int, new_password_hash: str, now: float) -> None:
+    """Mark the invite used and set the password; INVITE_INVALID if someone redeemed it first."""
+    cursor = conn.execute(
+        "UPDATE invites SET used_at = ? WHERE token_hash = ? AND user_id = ? AND used_at IS NULL AND expires_at > ?",
+        (now, token_hash, user_id, now),
+    )
+    if cursor.rowcount != 1:
+        raise make_error("INVITE_INVALID")
+    conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_password_hash, user_id))
+
+
+def add_device_txn(conn: sqlite3.Connection, user_id: int, name: str, token_hash: bytes, now: float) -> int:
+    """Register a device and its token hash; returns the device id."""
+    cursor = conn.execute(
+        "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)", (user_id, name, token_hash, now)
+    )
+    return cursor.lastrowid
+
+
+def device_for_token(conn: sqlite3.Connection, token_hash: bytes) -> tuple[int, int] | None:
+    """(device id, user id) of a live device token of an active user, or None."""
+    row = conn.execute(
+        "SELECT d.id, d.user_id FROM devices d JOIN users u ON u.id = d.user_id "
+        "WHERE d.token_hash = ? AND d.revoked_at IS NULL AND u.active = 1",
+        (token_hash,),
+    ).fetchone()
+    return (row[0], row[1]) if row else None

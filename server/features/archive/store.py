@@ -1,0 +1,61 @@
+"""The archive's SQL. `append_txn` is the one cross-feature call: features make it inside
+the transaction that performs what it records, so the record and the act commit together."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import msgpack
+
+from .chain import GENESIS, entry_hash
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    seq: int
+    ts: float
+    actor: str
+    kind: str
+    conversation: int | None
+    payload: dict
+    prev_hash: bytes
+    hash: bytes
+
+
+def append_txn(conn: sqlite3.Connection, *, ts: float, actor: str, kind: str, conversation: int | None, payload: dict) -> int:
+    """Append one entry to the chain inside the caller's transaction; returns its seq."""
+    row = conn.execute("SELECT seq, hash FROM archive ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+    body = msgpack.packb(payload, use_bin_type=True)
+    digest = entry_hash(seq, ts, actor, kind, conversation, body, prev)
+    conn.execute(
+        "INSERT INTO archive (seq, ts, actor, kind, conversation_id, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, ts, actor, kind, conversation, body, prev, digest),
+    )
+    return seq
+
+
+def entries(conn: sqlite3.Connection, after: int = 0, limit: int = 1000) -> list[ArchiveEntry]:
+    """Archive entries in chain order after `after`."""
+    rows = conn.execute(
+        "SELECT seq, ts, actor, kind, conversation_id, payload, prev_hash, hash FROM archive WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    return [ArchiveEntry(r[0], r[1], r[2], r[3], r[4], msgpack.unpackb(r[5], raw=False), r[6], r[7]) for r in rows]
+
+
+def first_broken_link(conn: sqlite3.Connection) -> int | None:
+    """The seq of the first entry whose hash or link does not verify, or None if the chain holds."""
+    prev, expected_seq = GENESIS, 1
+    for seq, ts, actor, kind, conversation, payload, prev_hash, digest in conn.execute(
+        "SELECT seq, ts, actor, kind, conversation_id, payload, prev_hash, hash FROM archive ORDER BY seq"
+    ):
+        if (
+            seq != expected_seq
+            or prev_hash != prev
+            or entry_hash(seq, ts, actor, kind, conversation, payload, prev_hash) != digest
+        ):
+            return seq if seq == expected_seq else expected_seq
+        prev, expected_seq = digest, seq + 1
+    return None

@@ -1,0 +1,25 @@
+"""Messaging: durable, idempotent, gap-free 1:1 conversations."""
+
+from corridor.protocol.messages import History, Send, Sync
+
+from ...services import Services
+from ..base import Feature, Route
+from .handlers import MessagingHandlers
+from .migrations import MIGRATIONS
+
+MEMBERS = frozenset({"user", "admin", "auditor"})
+
+
+def feature(services: Services) -> Feature:
+    """Wire the messaging handlers to their requests and actions."""
+    handlers = MessagingHandlers(services)
+    return Feature(
+        name="messaging",
+        actions={"message.send": MEMBERS, "message.read": MEMBERS},
+        routes=(
+            Route(Send, handlers.send, "message.send"),
+            Route(Sync, handlers.sync, "message.read"),
+            Route(History, handlers.history, "message.read"),
+        ),
+        migrations=MIGRATIONS,
+    )

@@ -1,0 +1,87 @@
+"""Sending, syncing and reading 1:1 messages."""
+
+from __future__ import annotations
+
+from corridor.protocol.errors import make_error
+from corridor.protocol.messages import ChatMessage, History, HistoryResult, MessageEvent, Send, SendResult, Sync, SyncResult
+
+from ...services import Services
+from ...sessions import Session
+from . import store
+
+
+class MessagingHandlers:
+    """Request handlers of the messaging feature."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def _chat(self, stored: store.StoredMessage, cls: type[ChatMessage] = ChatMessage) -> ChatMessage:
+        users = self.services.users
+        recipient = users.name_of(stored.recipient_id) if stored.recipient_id is not None else ""
+        return cls(
+            conversation=stored.conversation,
+            seq=stored.seq,
+            sender=users.name_of(stored.sender_id),
+            recipient=recipient,
+            msg_id=stored.msg_id,
+            text=stored.text,
+            ts=stored.ts,
+        )
+
+    def _deliver(self, stored: store.StoredMessage) -> None:
+        """After commit: push to every session of both people (their other devices too)."""
+        if stored.duplicate:
+            return
+        event = self._chat(stored, MessageEvent)
+        bus = self.services.bus
+        bus.publish(f"user:{stored.sender_id}", event)
+        if stored.recipient_id != stored.sender_id:
+            bus.publish(f"user:{stored.recipient_id}", event)
+        bus.publish("message.stored", stored)
+
+    def _active_user(self, username: str):
+        user = self.services.users.by_name(username.lower())
+        if user is None or not user.active:
+            raise make_error("NO_SUCH_USER", f"no active user '{username}'")
+        return user
+
+    async def send(self, session: Session, msg: Send) -> SendResult:
+        """Store durably, then acknowledge; delivery happens after the commit, in commit order."""
+        actor = session.actor
+        recipient = self._active_user(msg.to)
+        now = self.services.clock()
+        stored = await self.services.db.write(
+            lambda conn: store.send_direct_txn(
+                conn,
+                sender_id=actor.user_id,
+                sender_name=actor.username,
+                device_id=actor.device_id,
+                recipient_id=recipient.id,
+                msg_id=msg.msg_id,
+                text=msg.text,
+                now=now,
+            ),
+            after_commit=self._deliver,
+        )
+        return SendResult(conversation=stored.conversation, seq=stored.seq, ts=stored.ts, duplicate=stored.duplicate)
+
+    async def sync(self, session: Session, msg: Sync) -> SyncResult:
+        """Everything after the client's cursors, in order, paged by `limit`."""
+        cursors = {cursor.conversation: cursor.seq for cursor in msg.after}
+        user_id = session.actor.user_id
+        found, more = await self.services.db.read(lambda conn: store.messages_after(conn, user_id, cursors, msg.limit))
+        return SyncResult(messages=tuple(self._chat(m) for m in found), more=more)
+
+    async def history(self, session: Session, msg: History) -> HistoryResult:
+        """The 1:1 conversation with one user, oldest first."""
+        peer = self._active_user(msg.with_user)
+        me = session.actor.user_id
+
+        def read(conn):
+            conversation = store.direct_conversation(conn, me, peer.id)
+            found = store.history(conn, conversation, msg.before, msg.after, msg.limit) if conversation else []
+            return conversation, found
+
+        conversation, found = await self.services.db.read(read)
+        return HistoryResult(conversation=conversation, messages=tuple(self._chat(m) for m in found))

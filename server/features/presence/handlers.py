@@ -1,0 +1,29 @@
+"""Setting one's own status and asking for others'."""
+
+from __future__ import annotations
+
+from corridor.protocol.messages import Empty, PresenceInfo, PresenceResult, QueryPresence, SetPresence
+
+from ...services import Services
+from ...sessions import Session
+from .hub import PresenceHub
+
+
+class PresenceHandlers:
+    """Request handlers of the presence feature."""
+
+    def __init__(self, services: Services, hub: PresenceHub):
+        self.services = services
+        self.hub = hub
+
+    async def set_presence(self, session: Session, msg: SetPresence) -> Empty:
+        """Choose online/away/busy (or appear offline) for all of my sessions."""
+        self.hub.set_status(session.actor.user_id, msg.status)
+        return Empty()
+
+    async def query_presence(self, session: Session, msg: QueryPresence) -> PresenceResult:
+        """Current statuses of the named users; this session then hears their changes.
+        Unknown names are left out rather than refused, so a stale contact list still works."""
+        found = [user for name in msg.users if (user := self.services.users.by_name(name.lower())) and user.active]
+        self.hub.watch(session, [user.id for user in found])
+        return PresenceResult(statuses=tuple(PresenceInfo(user=user.username, status=self.hub.status(user.id)) for user in found))

@@ -1,0 +1,62 @@
+"""Requests to handlers, through the policy; the one place where errors become frames.
+
+The table is built once at start-up from the features; a request type with no route, or with
+two, fails start-up instead of being dropped at run time. Every request is answered exactly
+once: a result, the typed error its handler raised, or INTERNAL for an unexpected exception
+(logged with its trace so the fault can be found).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from corridor.protocol import Connection
+from corridor.protocol.errors import CorridorError, make_error
+from corridor.protocol.messages import REQUESTS, Request
+
+from .features.base import Feature, Route
+from .policy import Policy
+from .sessions import Session
+
+log = logging.getLogger("corridor.router")
+
+
+class Router:
+    """Dispatches typed requests for all features."""
+
+    def __init__(self, features: Iterable[Feature]):
+        routes: dict[type[Request], Route] = {}
+        actions: dict[str, frozenset[str]] = {}
+        for feature in features:
+            for action, roles in feature.actions.items():
+                if action in actions:
+                    raise RuntimeError(f"action {action!r} is declared twice")
+                actions[action] = roles
+            for route in feature.routes:
+                if route.request in routes:
+                    raise RuntimeError(f"request {route.request.TYPE!r} has two routes")
+                if route.action not in actions:
+                    raise RuntimeError(f"route for {route.request.TYPE!r} names undeclared action {route.action!r}")
+                routes[route.request] = route
+        missing = [name for name, cls in REQUESTS.items() if cls not in routes]
+        if missing:
+            raise RuntimeError(f"no route for request types: {', '.join(sorted(missing))}")
+        self._routes = routes
+        self.policy = Policy(actions)
+
+    async def respond(
+        self, session: Session, conn: Connection, request_id: int, message: Request
+    ) -> tuple[bytes, CorridorError | None]:
+        """Run one request; returns the bytes of its single answer and the error, if it failed."""
+        route = self._routes[type(message)]
+        try:
+            self.policy.require(session.actor, route.action, message)
+            result = await route.handler(session, message)
+        except CorridorError as exc:
+            return conn.send_failure(request_id, exc), exc
+        except Exception:
+            log.exception("request %s from %s failed", message.TYPE, session.peer)
+            error = make_error("INTERNAL")
+            return conn.send_failure(request_id, error), error
+        return conn.send_result(request_id, result), None

@@ -1,0 +1,36 @@
+"""What the features share: config, database, bus, sessions, the user cache, and the clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from corridor.protocol.invites import Invite
+
+from .bus import Bus
+from .config import Config
+from .sessions import SessionRegistry
+from .storage.database import Database
+
+if TYPE_CHECKING:
+    from .features.accounts.users import UserCache
+
+
+@dataclass
+class Services:
+    """The server's shared parts, built once by `app.build_services`."""
+
+    config: Config
+    db: Database
+    bus: Bus
+    sessions: SessionRegistry
+    users: UserCache
+    ca_sha256: str
+    port: int = 0  # the bound TLS port, known once the listeners are up
+    clock: Callable[[], float] = field(default=time.time)
+
+    def invite(self, token: str) -> str:
+        """The invite string for a token, naming this server's first host name and bound port."""
+        return str(Invite(self.config.server.hostnames[0], self.port, token, self.ca_sha256))

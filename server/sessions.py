@@ -1,0 +1,98 @@
+"""Who is connected: one `Session` per connection, and the registry of authenticated ones.
+
+A session knows its actor (anonymous until login, then a user and device, or the local admin
+on the control socket) and how to push an event to its connection without blocking. The
+registry publishes `session.started` / `session.ended` on the bus so features (presence) can
+follow logins without the network layer knowing about them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from corridor.protocol.messages import Event
+
+from .bus import Bus
+
+ANONYMOUS = "anonymous"
+LOCAL_ADMIN = "local-admin"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is making a request."""
+
+    kind: str  # ANONYMOUS, "user" or LOCAL_ADMIN
+    user_id: int | None = None
+    username: str = ""
+    role: str = ""
+    device_id: int | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.kind != ANONYMOUS
+
+    @property
+    def label(self) -> str:
+        """How the archive and logs name this actor."""
+        return self.username if self.kind == "user" else self.kind
+
+
+_ids = itertools.count(1)
+
+
+class Session:
+    """One live connection's identity and its way to push events."""
+
+    def __init__(self, peer: str, push: Callable[[Event], None], actor: Actor | None = None):
+        self.id = next(_ids)
+        self.peer = peer
+        self.actor = actor or Actor(ANONYMOUS)
+        self._push = push
+
+    def push(self, event: Event) -> None:
+        """Queue an event for this connection (never blocks; a full queue closes the connection)."""
+        self._push(event)
+
+
+class SessionRegistry:
+    """Authenticated sessions by user, for delivery and presence."""
+
+    def __init__(self, bus: Bus):
+        self._bus = bus
+        self._by_user: dict[int, dict[int, Session]] = defaultdict(dict)
+        self._unsubscribe: dict[int, Callable[[], None]] = {}
+
+    def add(self, session: Session) -> None:
+        """Register a session whose actor just logged in; it starts receiving `user:<id>` events."""
+        user_id = session.actor.user_id
+        self._by_user[user_id][session.id] = session
+        self._unsubscribe[session.id] = self._bus.subscribe(f"user:{user_id}", session.push)
+        self._bus.publish("session.started", session)
+
+    def remove(self, session: Session) -> None:
+        """Forget a session (its connection closed); safe to call for sessions never added."""
+        unsubscribe = self._unsubscribe.pop(session.id, None)
+        if unsubscribe is None:
+            return
+        unsubscribe()
+        user_sessions = self._by_user.get(session.actor.user_id, {})
+        user_sessions.pop(session.id, None)
+        if not user_sessions:
+            self._by_user.pop(session.actor.user_id, None)
+        self._bus.publish("session.ended", session)
+
+    def of_user(self, user_id: int) -> list[Session]:
+        """The live sessions of one user."""
+        return list(self._by_user.get(user_id, {}).values())
+
+    @property
+    def online_users(self) -> int:
+        return len(self._by_user)
+
+    @property
+    def count(self) -> int:
+        return len(self._unsubscribe)

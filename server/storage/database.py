@@ -1,0 +1,155 @@
+"""SQLite with one writer and group commit.
+
+How it works: `await db.write(fn)` queues `fn(conn)`; a single committer task takes everything
+queued so far and runs it in a worker thread inside one `BEGIN IMMEDIATE … COMMIT`, each
+function in its own SAVEPOINT so that one failure fails only its caller. With
+`journal_mode=WAL` and `synchronous=FULL` the COMMIT fsyncs the WAL, so when `write()` returns
+the change is durable — and one fsync covers every write queued meanwhile, which is what makes
+durable acknowledgements cheap under load. `after_commit` callbacks run in queue order right
+after the commit, before any waiter wakes, so events published from them keep commit order.
+
+`await db.read(fn)` runs on one of a few read connections; WAL readers never block the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+log = logging.getLogger("corridor.storage")
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection with Corridor's pragmas, in autocommit mode (transactions are explicit)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+@dataclass
+class _Write:
+    fn: Callable[[sqlite3.Connection], Any]
+    after_commit: Callable[[Any], None] | None
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Database:
+    """The owner of the write connection and the read connections of one SQLite file."""
+
+    def __init__(self, path: Path, readers: int = 2):
+        self.path = Path(path)
+        self._writer = connect(self.path)
+        self._readers = [connect(self.path) for _ in range(readers)]
+        self._reader_slots = trio.Semaphore(readers) if readers else None
+        self._queue: list[_Write] = []
+        self._wakeup = trio.Event()
+        self._closed = False
+        self.commits = 0
+        self.writes = 0
+
+    async def write(self, fn: Callable[[sqlite3.Connection], Any], after_commit: Callable[[Any], None] | None = None) -> Any:
+        """Run `fn(conn)` in the next group commit; returns its result once it is durable."""
+        if self._closed:
+            raise RuntimeError("database is closed")
+        item = _Write(fn, after_commit)
+        self._queue.append(item)
+        self._wakeup.set()
+        # Not cancellable: once queued, the caller must learn whether it committed.
+        with trio.CancelScope(shield=True):
+            await item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn(conn)` on a read connection in a worker thread."""
+        async with self._reader_slots:
+            conn = self._readers.pop()
+            try:
+                return await trio.to_thread.run_sync(fn, conn)
+            finally:
+                self._readers.append(conn)
+
+    async def run_committer(self, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """The committer loop; run it in a nursery. On cancellation it commits what is queued."""
+        task_status.started()
+        try:
+            while True:
+                await self._wakeup.wait()
+                await self._commit_queued()
+        finally:
+            with trio.CancelScope(shield=True):
+                while self._queue:
+                    await self._commit_queued()
+
+    async def _commit_queued(self) -> None:
+        batch, self._queue = self._queue, []
+        self._wakeup = trio.Event()
+        if not batch:
+            return
+        await trio.to_thread.run_sync(self._commit_batch, batch)
+        for item in batch:
+            if item.error is None and item.after_commit is not None:
+                try:
+                    item.after_commit(item.result)
+                except Exception:
+                    log.exception("after-commit callback failed")
+        for item in batch:
+            item.done.set()
+
+    def _commit_batch(self, batch: list[_Write]) -> None:
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                conn.execute("SAVEPOINT w")
+                try:
+                    item.result = item.fn(conn)
+                    conn.execute("RELEASE w")
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO w")
+                    conn.execute("RELEASE w")
+                    item.error = exc
+            conn.execute("COMMIT")
+            self.commits += 1
+            self.writes += len(batch)
+        except sqlite3.Error as exc:
+            log.error("group commit of %d writes failed: %s", len(batch), exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for item in batch:
+                item.error = item.error or exc
+
+    def write_now(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run one write transaction synchronously (start-up and tools, before the committer runs)."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close every connection (the committer must have stopped)."""
+        self._closed = True
+        for conn in [self._writer, *self._readers]:
+            conn.close()

@@ -1,0 +1,86 @@
+"""Named, ordered schema migrations, each applied in one transaction with its own record.
+
+Features contribute migrations; the app orders them (features in dependency order, each
+feature's list in its own order). The database records every applied name; a database that
+holds a name this code does not know was written by a newer Corridor and is refused, so an
+older server never runs against a schema it does not understand.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .database import Database
+
+log = logging.getLogger("corridor.storage")
+
+
+class SchemaError(RuntimeError):
+    """The database's schema cannot be used by this version of Corridor."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema change: a unique name like `messaging.0001_initial` and its SQL script."""
+
+    name: str
+    sql: str
+
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name TEXT PRIMARY KEY,
+    applied_at REAL NOT NULL
+)
+"""
+
+
+def _applied(conn: sqlite3.Connection) -> list[str]:
+    conn.execute(_LEDGER)
+    return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (executescript would commit our transaction)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current)
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:60]}")
+    return statements
+
+
+def apply_migrations(db: Database, migrations: Iterable[Migration]) -> list[str]:
+    """Apply pending migrations in order; returns the names applied. Raises SchemaError."""
+    migrations = list(migrations)
+    known = {m.name for m in migrations}
+    if len(known) != len(migrations):
+        raise SchemaError("two migrations share a name")
+    applied = db.write_now(_applied)
+    unknown = [name for name in applied if name not in known]
+    if unknown:
+        raise SchemaError(
+            f"the database {db.path} was written by a newer Corridor (unknown migrations: {', '.join(unknown)}); "
+            "upgrade Corridor or restore a backup"
+        )
+    done = []
+    for migration in migrations:
+        if migration.name in applied:
+            continue
+
+        def apply(conn: sqlite3.Connection, migration: Migration = migration) -> None:
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (migration.name, time.time()))
+
+        db.write_now(apply)
+        log.info("applied migration %s", migration.name)
+        done.append(migration.name)
+    return done
