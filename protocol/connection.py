@@ -83,6 +83,7 @@ class Connection:
         self.max_frame_bytes = max_frame_bytes
         self._decoder = FrameDecoder(max_frame_bytes)
         self._eof = False
+        self._error: RemoteProtocolError | None = None
         self._hello_seen = False
         self._next_id = 1
         self._pending: dict[int, type[Record]] = {}
@@ -91,16 +92,28 @@ class Connection:
     # -- receiving -------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        """Feed bytes from the peer; b"" means the peer closed its side."""
+        """Feed bytes from the peer; b"" means the peer closed its side. Never raises: a broken
+        stream is reported by the next `next_event()`."""
+        if self._error is not None:
+            return
         if data:
-            self._decoder.feed(data)
+            try:
+                self._decoder.feed(data)
+            except RemoteProtocolError as exc:
+                self._error = exc
         else:
             self._eof = True
 
     def next_event(self):
         """The next event, `NEED_DATA`, or `CLOSED`; raises RemoteProtocolError on a broken stream."""
+        if self._error is not None:
+            raise self._error
         while True:
-            frame = self._decoder.next_frame()
+            try:
+                frame = self._decoder.next_frame()
+            except RemoteProtocolError as exc:
+                self._error = exc
+                raise
             if frame is None:
                 if self._eof:
                     if self._decoder.buffered:
@@ -186,22 +199,22 @@ class Connection:
         """Client: stop waiting for a request's answer (its caller gave up)."""
         self._pending.pop(request_id, None)
 
-    def _answer(self, re: int) -> None:
+    def _answer(self, re: int, payload: dict) -> bytes:
         if self.role != "server":
             raise LocalProtocolError("only servers answer requests")
         if re not in self._outstanding:
             raise LocalProtocolError(f"request {re} has no answer pending")
+        data = self._frame(payload)  # may raise: then the request still awaits its one answer
         self._outstanding.discard(re)
+        return data
 
     def send_result(self, re: int, message: Record) -> bytes:
         """Server: the one successful answer to request `re`."""
-        self._answer(re)
-        return self._frame({**message.to_fields(), "type": "result", "re": re})
+        return self._answer(re, {**message.to_fields(), "type": "result", "re": re})
 
     def send_failure(self, re: int, error: CorridorError) -> bytes:
         """Server: the one error answer to request `re`."""
-        self._answer(re)
-        return self._frame(_error_fields(error, re))
+        return self._answer(re, _error_fields(error, re))
 
     def send_push(self, event: Event) -> bytes:
         """Server: frame an event."""

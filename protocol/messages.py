@@ -117,8 +117,8 @@ class ChatMessage(Record):
     seq: int
     sender: str
     recipient: str
-    msg_id: str
-    text: str
+    msg_id: MessageId
+    text: Text
     ts: float
 
 

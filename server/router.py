@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 
 from corridor.protocol import Connection
-from corridor.protocol.errors import CorridorError, make_error
+from corridor.protocol.errors import CorridorError, LocalProtocolError, make_error
 from corridor.protocol.messages import REQUESTS, Request
 
 from .features.base import Feature, Route
@@ -59,4 +59,9 @@ class Router:
             log.exception("request %s from %s failed", message.TYPE, session.peer)
             error = make_error("INTERNAL")
             return conn.send_failure(request_id, error), error
-        return conn.send_result(request_id, result), None
+        try:
+            return conn.send_result(request_id, result), None
+        except LocalProtocolError:
+            log.exception("answer to %s from %s cannot be framed", message.TYPE, session.peer)
+            error = make_error("INTERNAL")
+            return conn.send_failure(request_id, error), error

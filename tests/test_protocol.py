@@ -191,3 +191,15 @@ def test_every_error_code_rebuilds_its_class():
 
     for code, spec in CATALOGUE.items():
         assert type(error_for_code(code, "m")) is spec.cls
+
+
+def test_an_answer_too_large_to_frame_leaves_the_request_answerable():
+    client, server = Connection("client", max_frame_bytes=4096), Connection("server", max_frame_bytes=4096)
+    _, data = client.send_request(Hello(versions=(1,)))
+    server.receive_data(data)
+    (hello,) = drain(server)
+    with pytest.raises(LocalProtocolError):
+        server.send_result(hello.id, HelloResult(version=1, server="s", org="o", ca="x" * 5000))
+    client.receive_data(server.send_failure(hello.id, make_error("INTERNAL")))
+    (failure,) = drain(client)
+    assert failure.error.code == "INTERNAL"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import getpass
 import socket
 import sys
@@ -170,7 +171,7 @@ async def _presence(args: argparse.Namespace, profile: Profile) -> int:
 
 def _discover(args: argparse.Namespace) -> int:
     try:
-        servers = trio.run(discover, args.timeout, interfaces=args.interface or None)
+        servers = trio.run(functools.partial(discover, args.timeout, interfaces=args.interface or None))
     except OSError as exc:
         return fail("discover", "DISCOVERY_FAILED", f"mDNS failed: {exc}", args.json, EXIT_USAGE)
     for server in servers:

@@ -1,6 +1,7 @@
 """Slowing down password guessing, per account and per address.
 
-After a few free failures each further failure pushes the next allowed attempt back
+After a few free failures (3 per account; 10 per address, since an office NAT or terminal
+server puts many people behind one address) each further failure pushes the next allowed attempt back
 exponentially (0.5 s, 1 s, 2 s … capped at 60 s); an attempt before that time is refused at
 once with RATE_LIMITED and `retry_after`, so parallel guesses gain nothing. An account takes
 at most `per_hour` failures an hour. Only password and invite attempts are throttled: device
@@ -20,7 +21,7 @@ from corridor.protocol.errors import make_error
 
 log = logging.getLogger("corridor.auth")
 
-FREE_FAILURES = 3
+FREE_FAILURES = {"account": 3, "address": 10}
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
 HOUR = 3600.0
@@ -71,7 +72,7 @@ class LoginThrottle:
         for key in keys:
             record = self._record(key)
             record.failures.append(now)
-            extra = len(record.failures) - FREE_FAILURES
+            extra = len(record.failures) - FREE_FAILURES[key.partition(":")[0]]
             if extra > 0:
                 record.next_allowed = now + min(BASE_DELAY * 2 ** (extra - 1), MAX_DELAY)
                 if extra == 1 or len(record.failures) == self.per_hour:

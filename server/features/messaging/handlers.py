@@ -9,12 +9,28 @@ from ...services import Services
 from ...sessions import Session
 from . import store
 
+# Per-message framing overhead allowance on top of the text (field names, ids, numbers).
+MESSAGE_OVERHEAD = 256
+
+
+def fit_in_frame(messages: list[store.StoredMessage], budget: int) -> tuple[list[store.StoredMessage], bool]:
+    """The longest prefix of `messages` whose encoding stays within `budget` bytes (at least one
+    message, which always fits since texts are bounded); True if some were left out."""
+    used = 0
+    for index, message in enumerate(messages):
+        used += len(message.text.encode()) + MESSAGE_OVERHEAD
+        if used > budget and index > 0:
+            return messages[:index], True
+    return messages, False
+
 
 class MessagingHandlers:
     """Request handlers of the messaging feature."""
 
     def __init__(self, services: Services):
         self.services = services
+        # Leave room for the envelope so that a full page never exceeds the frame limit.
+        self.page_bytes = services.config.limits.max_frame_bytes * 3 // 4
 
     def _chat(self, stored: store.StoredMessage, cls: type[ChatMessage] = ChatMessage) -> ChatMessage:
         users = self.services.users
@@ -71,7 +87,8 @@ class MessagingHandlers:
         cursors = {cursor.conversation: cursor.seq for cursor in msg.after}
         user_id = session.actor.user_id
         found, more = await self.services.db.read(lambda conn: store.messages_after(conn, user_id, cursors, msg.limit))
-        return SyncResult(messages=tuple(self._chat(m) for m in found), more=more)
+        found, cut = fit_in_frame(found, self.page_bytes)
+        return SyncResult(messages=tuple(self._chat(m) for m in found), more=more or cut)
 
     async def history(self, session: Session, msg: History) -> HistoryResult:
         """The 1:1 conversation with one user, oldest first."""
@@ -84,4 +101,9 @@ class MessagingHandlers:
             return conversation, found
 
         conversation, found = await self.services.db.read(read)
+        if msg.after is None:  # paging backwards: keep the newest that fit
+            newest, _ = fit_in_frame(found[::-1], self.page_bytes)
+            found = newest[::-1]
+        else:
+            found, _ = fit_in_frame(found, self.page_bytes)
         return HistoryResult(conversation=conversation, messages=tuple(self._chat(m) for m in found))

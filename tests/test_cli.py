@@ -1,0 +1,178 @@
+"""The `corridor` command as users run it: real processes, real server, documented exit codes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CORRIDOR = str(Path(sys.executable).parent / "corridor")
+
+
+def run(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([CORRIDOR, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    def __init__(self, data: Path, *extra: str):
+        self.process = subprocess.Popen(
+            [CORRIDOR, "serve", str(data), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.ready = self.process.stdout.readline()
+        assert "serving" in self.ready, self.process.stderr.read()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=20)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`corridor init` + `corridor serve` on a free loopback port, stopped with SIGTERM."""
+    data = tmp_path / "data"
+    port = free_port()
+    init = run("init", str(data), "--org", "CLI Org", "--listen", f"127.0.0.1:{port}", "--json")
+    assert init.returncode == 0, init.stderr
+    server = RunningServer(data, "--no-advertise")
+    yield data, json.loads(init.stdout), server
+    server.kill()
+
+
+def test_two_people_chat_with_the_cli(served, tmp_path):
+    data, init, server = served
+    assert init["invite"].startswith("corridor://127.0.0.1:") and init["admin"] == "admin"
+    profiles = {}
+    for user in ("alice", "bob"):
+        added = run("admin", "--data", str(data), "user", "add", user, "--name", user.title(), "--json")
+        assert added.returncode == 0, added.stderr
+        profiles[user] = str(tmp_path / user)
+        enrolled = run(
+            "enroll",
+            json.loads(added.stdout)["invite"],
+            "--password-stdin",
+            "--profile",
+            profiles[user],
+            "--json",
+            stdin="s3cret-pass\n",
+        )
+        assert enrolled.returncode == 0, enrolled.stderr
+        assert json.loads(enrolled.stdout)["user"] == user
+
+    for text in ("hello bob", "第二条消息"):
+        sent = run("send", "bob", text, "--profile", profiles["alice"], "--json")
+        assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["seq"] == 2
+
+    listened = run("listen", "--count", "2", "--timeout", "20", "--profile", profiles["bob"], "--json")
+    assert listened.returncode == 0, listened.stderr
+    lines = [json.loads(line) for line in listened.stdout.splitlines()]
+    assert [(m["sender"], m["text"], m["seq"]) for m in lines if m["type"] == "message"] == [
+        ("alice", "hello bob", 1),
+        ("alice", "第二条消息", 2),
+    ]
+
+    again = run("listen", "--timeout", "1", "--profile", profiles["bob"], "--json")
+    assert [json.loads(line)["type"] for line in again.stdout.splitlines()].count("message") == 0  # already seen
+
+    history = run("history", "alice", "--profile", profiles["bob"])
+    assert history.returncode == 0 and "alice → bob: hello bob" in history.stdout
+
+    unknown = run("send", "nobody", "hi", "--profile", profiles["alice"], "--json")
+    assert unknown.returncode == 4 and "NO_SUCH_USER" in unknown.stderr
+    assert json.loads(unknown.stdout)["error"]["code"] == "NO_SUCH_USER"
+
+    reused = run("admin", "--data", str(data), "user", "add", "alice", "--name", "Again")
+    assert reused.returncode == 1 and "already exists" in reused.stderr
+
+    assert server.stop() == 0
+
+
+def test_errors_are_clear_and_exit_codes_documented(served, tmp_path):
+    data, init, server = served
+    not_enrolled = run("send", "bob", "hi", "--profile", str(tmp_path / "empty"))
+    assert not_enrolled.returncode == 3 and "corridor enroll" in not_enrolled.stderr
+
+    garbage = run("enroll", "http://example/not-an-invite", "--password-stdin", "--profile", str(tmp_path / "x"), stdin="pw\n")
+    assert garbage.returncode == 2 and "not a valid Corridor invite" in garbage.stderr
+
+    tampered = init["invite"].replace(init["ca_sha256"], "f" * 64)
+    untrusted = run("enroll", tampered, "--password-stdin", "--profile", str(tmp_path / "y"), stdin="long-enough-pw\n")
+    assert untrusted.returncode == 5 and "UNTRUSTED_SERVER" in untrusted.stderr
+
+    second = run("serve", str(data), "--no-advertise")
+    assert second.returncode == 2 and "another 'corridor serve'" in second.stderr
+
+    exists = run("init", str(data), "--org", "Again")
+    assert exists.returncode == 2 and "not empty" in exists.stderr
+
+    no_admin_socket = run("admin", "--data", str(tmp_path / "nowhere"), "user", "add", "x", "--name", "X")
+    assert no_admin_socket.returncode == 5 and "is 'corridor serve' running?" in no_admin_socket.stderr
+
+    assert run("send").returncode == 2  # argparse usage error
+    assert server.stop() == 0
+
+    down = run("admin", "--data", str(data), "user", "add", "x", "--name", "X")
+    assert down.returncode == 5
+
+
+def test_bad_config_names_the_key(tmp_path):
+    data = tmp_path / "data"
+    assert run("init", str(data), "--org", "Cfg Org").returncode == 0
+    config = data / "corridor.toml"
+    config.write_text(config.read_text() + "\n[limits]\nmax_frame_bytez = 5\n")
+    result = run("serve", str(data), "--no-advertise")
+    assert result.returncode == 2 and "limits.max_frame_bytez" in result.stderr
+    config.write_text(config.read_text().replace("max_frame_bytez = 5", 'idle_timeout = "soon"'))
+    result = run("serve", str(data), "--no-advertise")
+    assert result.returncode == 2 and "limits.idle_timeout" in result.stderr and "float" in result.stderr
+    missing = run("serve", str(tmp_path / "missing"))
+    assert missing.returncode == 2 and "corridor init" in missing.stderr
+
+
+def test_discover_finds_the_server_on_loopback(tmp_path):
+    data = tmp_path / "data"
+    port = free_port()
+    assert run("init", str(data), "--org", f"Discovery Org {os.getpid()}", "--listen", f"127.0.0.1:{port}").returncode == 0
+    server = RunningServer(data)  # advertising on, on the interface it listens on: 127.0.0.1
+    try:
+        found = run("discover", "--interface", "127.0.0.1", "--timeout", "3", "--json")
+        assert found.returncode == 0, found.stderr
+        servers = [json.loads(line) for line in found.stdout.splitlines()]
+        ours = [s for s in servers if s["org"] == f"Discovery Org {os.getpid()}"]
+        assert ours and ours[0]["port"] == port and ours[0]["addresses"] == ["127.0.0.1"]
+        ca = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from corridor.deploy.pki import fingerprint; print(fingerprint(open('{data}/tls/ca.pem','rb').read()))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert ours[0]["ca_sha256"] == ca.stdout.strip()
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("init", "serve", "enroll", "send", "listen", "history", "presence", "discover", "admin"):
+        assert command in result.stdout

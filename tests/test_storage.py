@@ -1,0 +1,101 @@
+"""Storage promises on real SQLite files: group commit, isolated failures, migrations, archive chain."""
+
+import sqlite3
+
+import msgpack
+import pytest
+import trio
+from corridor.server.app import MIGRATIONS, open_database
+from corridor.server.config import load_config
+from corridor.server.features.archive.store import append_txn, first_broken_link
+from corridor.server.storage.database import Database
+from corridor.server.storage.migrations import Migration, SchemaError, apply_migrations
+
+
+@pytest.fixture
+async def db(tmp_path, nursery):
+    database = Database(tmp_path / "t.sqlite")
+    database.write_now(lambda c: c.execute("CREATE TABLE t (v INTEGER UNIQUE)"))
+    await nursery.start(database.run_committer)
+    yield database
+
+
+async def test_concurrent_writes_share_commits(db):
+    async with trio.open_nursery() as nursery:
+        for i in range(200):
+            nursery.start_soon(db.write, lambda c, i=i: c.execute("INSERT INTO t VALUES (?)", (i,)))
+    assert await db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 200
+    assert db.writes == 200 and db.commits < 50  # one fsync covered many writes
+
+
+async def test_one_failing_write_does_not_fail_its_batch(db):
+    results = {}
+
+    async def write(name, value):
+        try:
+            await db.write(lambda c: c.execute("INSERT INTO t VALUES (?)", (value,)))
+            results[name] = "ok"
+        except sqlite3.IntegrityError:
+            results[name] = "failed"
+
+    async with trio.open_nursery() as nursery:
+        for name, value in [("a", 1), ("dup", 1), ("b", 2)]:
+            nursery.start_soon(write, name, value)
+    assert sorted(results.values()) == ["failed", "ok", "ok"]
+    assert await db.read(lambda c: [r[0] for r in c.execute("SELECT v FROM t ORDER BY v")]) == [1, 2]
+
+
+async def test_after_commit_callbacks_run_in_commit_order(db):
+    order = []
+    async with trio.open_nursery() as nursery:
+        for i in range(50):
+            nursery.start_soon(
+                lambda i=i: db.write(lambda c: c.execute("INSERT INTO t VALUES (?)", (i,)).lastrowid, order.append)
+            )
+    rowids = await db.read(lambda c: [r[0] for r in c.execute("SELECT rowid FROM t ORDER BY rowid")])
+    assert order == rowids
+
+
+def test_migrations_apply_once_and_refuse_a_newer_database(data_dir):
+    config = load_config(data_dir)
+    db = open_database(config)
+    assert apply_migrations(db, MIGRATIONS) == []  # init applied them all already
+    db.write_now(lambda c: c.execute("INSERT INTO schema_migrations VALUES ('future.0001_x', 0)"))
+    db.close()
+    with pytest.raises(SchemaError, match="newer Corridor"):
+        open_database(config)
+
+
+def test_failed_migration_leaves_no_trace(tmp_path):
+    db = Database(tmp_path / "m.sqlite")
+    broken = Migration("x.0001", "CREATE TABLE a (v INTEGER);\nINSERT INTO nowhere VALUES (1);\n")
+    with pytest.raises(sqlite3.OperationalError):
+        apply_migrations(db, [broken])
+    tables = db.write_now(lambda c: [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")])
+    assert "a" not in tables
+    assert db.write_now(lambda c: c.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]) == 0
+    db.close()
+
+
+def test_archive_is_append_only_and_tampering_is_found(data_dir):
+    config = load_config(data_dir)
+    db = open_database(config)
+    for i in range(5):
+        db.write_now(
+            lambda c, i=i: append_txn(c, ts=float(i), actor="alice", kind="message", conversation=1, payload={"text": f"t{i}"})
+        )
+    assert db.write_now(first_broken_link) is None
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.write_now(lambda c: c.execute("UPDATE archive SET actor = 'mallory' WHERE seq = 3"))
+    db.close()
+    # Someone with the sqlite3 tool drops the trigger and edits one entry.
+    conn = sqlite3.connect(config.database_path)
+    conn.execute("DROP TRIGGER archive_no_update")
+    conn.execute("UPDATE archive SET payload = ? WHERE seq = 4", (msgpack.packb({"text": "forged"}),))
+    conn.commit()
+    assert first_broken_link(conn) == 4
+    conn.execute("DROP TRIGGER archive_no_delete")
+    conn.execute("DELETE FROM archive WHERE seq = 2")
+    conn.commit()
+    assert first_broken_link(conn) == 2
+    conn.close()
