@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
+
 from corridor.protocol.errors import CorridorError, single_exception
 from corridor.protocol.messages import (
     Cursor,
@@ -111,45 +112,48 @@ class Client:
         while True:
             try:
                 channel = await self._connect()
+                async with trio.open_nursery() as link:
+                    link.start_soon(channel.run)
+                    await self._log_in(channel)
+                    delay = self.backoff[0]
+                    if first:
+                        first = False
+                        task_status.started()
+                    link.start_soon(self._pinger, channel)
+                    await self._serve_link(channel)
+                    link.cancel_scope.cancel()
+                log.info("disconnected: %s", channel.error.message if channel.error else "closed")
             except CorridorError as exc:
                 if first or exc.code in FATAL:
                     self._give_up(exc)
                     raise
-                log.info("reconnect failed (%s); retrying in %.2f s", exc.message, delay)
+                log.info("reconnect failed (%s); retrying in about %.2f s", exc.message, delay)
                 await trio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, self.backoff[1])
-                continue
-            async with trio.open_nursery() as link:
-                link.start_soon(channel.run)
-                try:
-                    await channel.handshake()
-                    self.login = await channel.request(
-                        Login(user=self.credential.user, device_token=self.credential.device_token)
-                    )
-                except CorridorError as exc:
-                    await channel.aclose()
-                    if first or exc.code in FATAL:
-                        self._give_up(exc)
-                        raise
-                    continue
-                delay = self.backoff[0]
-                self.connects += 1
-                self._channel = channel
-                self._connected.set()
-                if first:
-                    first = False
-                    task_status.started()
-                link.start_soon(self._pinger, channel)
-                await self._resend_outbox(channel)
-                if self.receive:
-                    await self._deliver(channel)
-                else:
-                    async for _ in channel.events:
-                        pass  # a send-only client ignores pushes but must keep draining them
-                self._channel = None
-                self._connected = trio.Event()
-                link.cancel_scope.cancel()
-            log.info("disconnected: %s", channel.error.message if channel.error else "closed")
+
+    async def _log_in(self, channel: Channel) -> None:
+        try:
+            await channel.handshake()
+            self.login = await channel.request(Login(user=self.credential.user, device_token=self.credential.device_token))
+        except CorridorError:
+            await channel.aclose()
+            raise
+
+    async def _serve_link(self, channel: Channel) -> None:
+        """Use one logged-in connection until it ends."""
+        self.connects += 1
+        self._channel = channel
+        self._connected.set()
+        try:
+            await self._resend_outbox(channel)
+            if self.receive:
+                await self._deliver(channel)
+            else:
+                async for _ in channel.events:
+                    pass  # a send-only client ignores pushes but must keep draining them
+        finally:
+            self._channel = None
+            self._connected = trio.Event()
 
     def _give_up(self, error: CorridorError) -> None:
         self._fatal = error

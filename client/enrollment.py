@@ -10,6 +10,7 @@ new password.
 from __future__ import annotations
 
 import trio
+
 from corridor.protocol.errors import make_error, single_exception
 from corridor.protocol.invites import parse_invite
 from corridor.protocol.messages import Enroll, LoginResult

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
 from corridor.protocol.errors import make_error
 
 PROFILE_ENV = "CORRIDOR_PROFILE"

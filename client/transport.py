@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
+
 from corridor.protocol import CLOSED, NEED_DATA, Connection, Failure, Push, Result
 from corridor.protocol.errors import CorridorError, make_error
 from corridor.protocol.messages import Event, Hello, HelloResult, Request

@@ -17,6 +17,7 @@ import ssl
 from pathlib import Path
 
 import trio
+
 from corridor.protocol.versions import SUPPORTED_VERSIONS
 
 from .bus import Bus

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import trio
+
 from corridor.protocol.errors import single_exception
 
 from .app import DataDirBusy, Server

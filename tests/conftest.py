@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from corridor.deploy.init import create_data_dir
 from corridor.server.app import Server
 from corridor.server.config import load_config
@@ -33,6 +34,13 @@ def start_server(data_dir: Path, **limits) -> Server:
     if limits:
         config = replace(config, limits=replace(config.limits, **limits))
     return Server(config, advertise=False)
+
+
+async def serve_with(nursery: trio.Nursery, data_dir: Path, tmp_path: Path, **limits) -> Org:
+    """Start a server with some limits overridden; returns helpers for it (stopped with the nursery)."""
+    srv = start_server(data_dir, **limits)
+    await nursery.start(srv.run)
+    return Org(srv, tmp_path)
 
 
 @pytest.fixture

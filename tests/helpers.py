@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+
 from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile
 from corridor.client.transport import open_tls, open_unix, running

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from corridor.client.client import Client
 from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile

@@ -8,9 +8,10 @@ import uuid
 
 import pytest
 import trio
+from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
+
 from corridor.client.discovery import SERVICE_TYPE, DiscoveredServer, discover
 from corridor.server.net.advertise import Advertiser, advertise
-from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
 
 LOOPBACK = ["127.0.0.1"]
 FINGERPRINT = hashlib.sha256(b"test CA certificate").hexdigest()

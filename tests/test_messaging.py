@@ -2,6 +2,7 @@
 
 import pytest
 import trio
+
 from corridor.client.client import Client
 from corridor.protocol.errors import NotFound
 from corridor.protocol.messages import MessageEvent, PresenceEvent, Send

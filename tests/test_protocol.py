@@ -4,6 +4,9 @@ import struct
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from corridor.protocol import (
     CLOSED,
     NEED_DATA,
@@ -21,8 +24,6 @@ from corridor.protocol.errors import CATALOGUE, LocalProtocolError, NotFound, Re
 from corridor.protocol.framing import FrameDecoder, encode_frame
 from corridor.protocol.invites import Invite
 from corridor.protocol.messages import Hello, HelloResult, MessageEvent, Send, SendResult
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def drain(conn: Connection) -> list:

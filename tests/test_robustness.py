@@ -4,10 +4,11 @@ import logging
 
 import pytest
 import trio
+
 from corridor.client.client import Client
 from corridor.protocol.framing import encode_frame
 
-from .conftest import start_server
+from .conftest import serve_with
 from .helpers import Org, RawPeer
 
 
@@ -77,20 +78,16 @@ async def test_hello_must_come_first_and_versions_must_overlap(org):
 
 async def test_no_login_before_the_deadline_is_disconnected(data_dir, nursery, tmp_path):
     # login_timeout is 30 s in production: it bounds how long an unauthenticated peer holds a slot.
-    server = start_server(data_dir, login_timeout=0.5)
-    await nursery.start(server.run)
+    org = await serve_with(nursery, data_dir, tmp_path, login_timeout=0.5)
     with trio.fail_after(10):
-        peer = RawPeer(await Org(server, tmp_path).raw_tls())
+        peer = RawPeer(await org.raw_tls())
         await peer.hello()
         assert (await peer.frame())["code"] == "TIMEOUT"
         assert await peer.frame() is None
-    server.stop()
 
 
 async def test_connections_per_address_are_limited(data_dir, nursery, tmp_path):
-    server = start_server(data_dir, max_connections_per_address=2)
-    await nursery.start(server.run)
-    org = Org(server, tmp_path)
+    org = await serve_with(nursery, data_dir, tmp_path, max_connections_per_address=2)
     with trio.fail_after(10):
         held = [RawPeer(await org.raw_tls()) for _ in range(2)]
         for peer in held:
@@ -101,13 +98,10 @@ async def test_connections_per_address_are_limited(data_dir, nursery, tmp_path):
         await trio.sleep(0.2)
         fresh = RawPeer(await org.raw_tls())
         assert (await fresh.hello())["type"] == "result"
-    server.stop()
 
 
 async def test_requests_beyond_the_in_flight_limit_are_refused_one_answer_each(data_dir, nursery, tmp_path):
-    server = start_server(data_dir, max_in_flight=2)
-    await nursery.start(server.run)
-    org = Org(server, tmp_path)
+    org = await serve_with(nursery, data_dir, tmp_path, max_in_flight=2)
     with trio.fail_after(15):
         peer = RawPeer(await org.raw_tls())
         await peer.hello()
@@ -119,15 +113,12 @@ async def test_requests_beyond_the_in_flight_limit_are_refused_one_answer_each(d
         codes = {a["code"] for a in answers}
         assert codes <= {"INVITE_INVALID", "TOO_MANY_REQUESTS", "RATE_LIMITED"}
         assert "TOO_MANY_REQUESTS" in codes
-    server.stop()
 
 
 async def test_a_client_that_stops_reading_is_dropped_and_others_are_not_slowed(data_dir, nursery, tmp_path, caplog):
     # outbound_queue is 1024 frames in production; 16 makes the overflow quick to reach.
     caplog.set_level(logging.INFO, logger="corridor.net")
-    server = start_server(data_dir, outbound_queue=16)
-    await nursery.start(server.run)
-    org = Org(server, tmp_path)
+    org = await serve_with(nursery, data_dir, tmp_path, outbound_queue=16)
     alice, bob, carol = await org.user("alice"), await org.user("bob"), await org.user("carol")
     with trio.fail_after(60):
         stalled = RawPeer(await org.raw_tls())
@@ -156,7 +147,6 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_are_not_slowed(
                 if len(got) == 300:
                     break
         assert got == [f"{i:04d}" for i in range(300)] and ack.seq == 1
-    server.stop()
 
 
 @pytest.mark.parametrize("frame", [{"type": "hello", "id": 1, "versions": "1"}, {"type": "hello", "id": True, "versions": [1]}])

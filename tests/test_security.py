@@ -9,6 +9,7 @@ import time
 
 import pytest
 import trio
+
 from corridor.client.client import Client
 from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile

@@ -5,6 +5,7 @@ import sqlite3
 import msgpack
 import pytest
 import trio
+
 from corridor.server.app import MIGRATIONS, open_database
 from corridor.server.config import load_config
 from corridor.server.features.archive.store import append_txn, first_broken_link

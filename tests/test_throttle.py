@@ -1,6 +1,7 @@
 """Login throttling with a controlled clock."""
 
 import pytest
+
 from corridor.protocol.errors import LimitExceeded
 from corridor.server.features.accounts.throttle import LoginThrottle
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import trio
+
 from corridor.protocol.errors import CorridorError, single_exception
 from corridor.protocol.messages import ROLES, UserAdd
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
+
 from corridor.protocol.errors import CorridorError
 from corridor.protocol.messages import PRESENCE_STATES, MessageEvent, PresenceEvent
 

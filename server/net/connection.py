@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 
 import trio
+
 from corridor.protocol import CLOSED, NEED_DATA, BadRequest, Connection, ReceivedRequest
 from corridor.protocol.errors import CorridorError, ProtocolError, make_error
 from corridor.protocol.messages import Event, Hello, Request

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
+
 from corridor.protocol import Connection
 from corridor.protocol.errors import make_error
 
