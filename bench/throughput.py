@@ -23,6 +23,13 @@ Client profiles (outbox and sync cursors, SQLite) go on tmpfs when /dev/shm exis
 use each of the N clients fsyncs its own disk in parallel, whereas here all N share one
 process and one disk, and their per-message fsyncs would make the generator, not the server,
 the thing being measured. The server's data dir always stays on disk.
+
+Reading the result: `generator_cpu_pct` near 100 means this process, not the server, set the
+pace (the JSON's `bottleneck` says so); `server_cpu_ms_per_msg` and
+`server_capacity_estimate_msg_s` then tell what the server itself costs. `other_cpu_pct` is
+everything else that ran on the machine during the window: a run where it is high was
+disturbed. `--py-spy PREFIX` samples both processes during the window (`pip install py-spy`).
+docs/performance.md has the results and what they mean.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
 from corridor.client.client import Client
 from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile
@@ -61,7 +69,9 @@ PASSWORD = "bench-password-not-secret"
 READY = re.compile(r"corridor: serving .* on 127\.0\.0\.1:(\d+) \(TLS 1\.3\)")
 COMMITS = re.compile(r"stopped; (\d+) writes in (\d+) group commits")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SATURATED_PCT = 90.0  # a process above this share of its core is taken to be the bottleneck
+# A single-threaded event loop above this share of its core is saturated: the rest is the idle
+# time between bursts (acks arrive in group-commit batches), not spare capacity.
+SATURATED_PCT = 80.0
 
 
 def log(text: str) -> None:
@@ -115,13 +125,13 @@ class ServerProcess:
         """User + system CPU time of the whole server process so far (all threads)."""
         return _stat_cpu(Path(f"/proc/{self.pid}/stat"))
 
-    def thread_cpu_seconds(self) -> dict[str, float]:
-        """CPU time per thread name (threads of the same name summed)."""
-        totals: dict[str, float] = {}
+    def thread_cpu_seconds(self) -> dict[int, float]:
+        """CPU time per thread id (ids, not names: trio renames a worker thread after each
+        function it runs)."""
+        totals: dict[int, float] = {}
         for task in Path(f"/proc/{self.pid}/task").iterdir():
             try:
-                name = (task / "comm").read_text().strip()
-                totals[name] = totals.get(name, 0.0) + _stat_cpu(task / "stat")
+                totals[int(task.name)] = _stat_cpu(task / "stat")
             except OSError:
                 continue  # the thread ended meanwhile
         return totals
@@ -199,8 +209,6 @@ class Plan:
     """Shared phase markers (trio clock) and events of one run."""
 
     clients: int
-    warmup: float
-    seconds: float
     text_bytes: int
     go: trio.Event = field(default_factory=trio.Event)
     connected_all: trio.Event = field(default_factory=trio.Event)
@@ -329,19 +337,107 @@ def verify(stats: list[UserStats]) -> dict[str, int]:
     return {"lost": lost, "duplicates": duplicates, "gaps": gaps, "out_of_order": out_of_order, "unexpected": unexpected}
 
 
+def _py_spy() -> str | None:
+    """The py-spy executable: on PATH or next to this Python (`pip install py-spy`)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
+def _start_profilers(prefix: Path, server_pid: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """Sample the server and this generator with py-spy during the measured window.
+
+    Writes PREFIX-server.txt and PREFIX-generator.txt (collapsed stacks: one line per stack,
+    frames separated by ';', then the sample count). Sampling pauses the processes briefly,
+    so the numbers of a profiled run are a little lower than those of a plain run."""
+    py_spy = _py_spy()
+    profilers = []
+    for role, pid in (("server", server_pid), ("generator", os.getpid())):
+        output = Path(f"{prefix}-{role}.txt")
+        command = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "200"]
+        command += ["--format", "raw", "--threads", "--output", str(output)]
+        profilers.append(
+            subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+    return profilers
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time all cores spent running something since boot (/proc/stat: user, nice, system,
+    irq, softirq; not idle, I/O wait, or time stolen by the hypervisor)."""
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU time counters (seconds) at one instant of the trio clock."""
+
+    wall: float
+    generator: float
+    server: float
+    server_threads: dict[int, float]
+    machine: float
+
+    @classmethod
+    def take(cls, server: ServerProcess) -> CpuSnapshot:
+        """Read every counter now."""
+        return cls(
+            wall=trio.current_time(),
+            generator=time.process_time(),
+            server=server.cpu_seconds(),
+            server_threads=server.thread_cpu_seconds(),
+            machine=_machine_busy_seconds(),
+        )
+
+
+def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, server_pid: int, acked: int) -> dict[str, Any]:
+    """CPU use over the window, in % of one core and in ms per acked message."""
+    wall = after.wall - before.wall
+    server = after.server - before.server
+    generator = after.generator - before.generator
+    # The main thread is the trio event loop; the others are trio's worker threads (group
+    # commits, reads). One that exits inside the window takes its CPU time with it, so the
+    # worker figure can be a little low; threads that appear inside the window start from zero.
+    loop = after.server_threads.get(server_pid, 0.0) - before.server_threads.get(server_pid, 0.0)
+    workers = sum(cpu - before.server_threads.get(tid, 0.0) for tid, cpu in after.server_threads.items() if tid != server_pid)
+    return {
+        "generator_cpu_pct": round(100 * generator / wall, 1),
+        "server_cpu_pct": round(100 * server / wall, 1),
+        "server_threads_cpu_pct": {"event_loop": round(100 * loop / wall, 1), "worker_threads": round(100 * workers / wall, 1)},
+        "server_cpu_ms_per_msg": round(1000 * server / max(acked, 1), 3),
+        "generator_cpu_ms_per_msg": round(1000 * generator / max(acked, 1), 3),
+        # What one fully busy server core would carry at this cost per message: a linear
+        # extrapolation (bigger group commits and coalesced writes would do a bit better).
+        "server_capacity_estimate_msg_s": round(acked / max(server, 1e-9)),
+        # Everything else that ran on the machine meanwhile (other jobs, py-spy), in % of one
+        # core: a run with a high figure here was disturbed and is not comparable. /proc/stat
+        # counts in ticks, so an idle machine can come out a little below zero: clamp.
+        "other_cpu_pct": max(0.0, round(100 * (after.machine - before.machine - server - generator) / wall, 1)),
+    }
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return math.nan
+    """Nearest-rank percentile of a non-empty ascending list."""
     rank = max(1, math.ceil(q * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+def _latency_summary(latencies: list[float]) -> dict[str, float | int | None]:
+    """p50/p90/p99/max/mean in ms of an ascending list (None when there are no samples: JSON has no NaN)."""
+    if not latencies:
+        return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None, "samples": 0}
+    summary: dict[str, float | int | None] = {
+        name: round(_percentile(latencies, q), 2) for name, q in (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+    }
+    summary.update(max=round(latencies[-1], 2), mean=round(sum(latencies) / len(latencies), 2), samples=len(latencies))
+    return summary
 
 
 async def run_load(args: argparse.Namespace, profiles: list[Profile], server: ServerProcess) -> dict[str, Any]:
     """Connect every client, run the closed loop, check deliveries; returns the measured numbers."""
     n = len(profiles)
     names = [p.credential().user for p in profiles]
-    plan = Plan(clients=n, warmup=args.warmup, seconds=args.seconds, text_bytes=args.text_bytes)
+    plan = Plan(clients=n, text_bytes=args.text_bytes)
     stats = [UserStats(name=names[i], peer=names[(i + 1) % n]) for i in range(n)]
     connecting = trio.Semaphore(args.connect_concurrency)
     result: dict[str, Any] = {}
@@ -358,24 +454,17 @@ async def run_load(args: argparse.Namespace, profiles: list[Profile], server: Se
         plan.t1 = plan.t0 + args.seconds
         plan.go.set()
         await trio.sleep_until(plan.t0)
-        cpu0, wall0, server0, threads0 = (
-            time.process_time(),
-            trio.current_time(),
-            server.cpu_seconds(),
-            server.thread_cpu_seconds(),
-        )
+        before = CpuSnapshot.take(server)
         log(f"measuring for {args.seconds:g} s")
+        profilers = _start_profilers(args.py_spy, server.pid, args.seconds) if args.py_spy else []
         await trio.sleep_until(plan.t1)
-        cpu1, wall1, server1, threads1 = (
-            time.process_time(),
-            trio.current_time(),
-            server.cpu_seconds(),
-            server.thread_cpu_seconds(),
-        )
-        wall = wall1 - wall0
+        after = CpuSnapshot.take(server)
 
         with trio.fail_after(60):
             await plan.senders_done.wait()
+        for profiler in profilers:
+            with trio.fail_after(30):
+                await trio.to_thread.run_sync(profiler.wait)
         log("senders stopped; waiting for every acked message to be delivered")
         with trio.move_on_after(args.drain_timeout) as drain:
             while not _all_delivered(stats):
@@ -390,23 +479,10 @@ async def run_load(args: argparse.Namespace, profiles: list[Profile], server: Se
         messages_acked=acked,
         messages_acked_total=sum(len(seqs) for s in stats for seqs in s.acked.values()),
         throughput_msg_s=round(acked / args.seconds, 1),
-        latency_ms={
-            "p50": round(_percentile(latencies, 0.50), 2),
-            "p90": round(_percentile(latencies, 0.90), 2),
-            "p99": round(_percentile(latencies, 0.99), 2),
-            "max": round(latencies[-1], 2) if latencies else math.nan,
-            "mean": round(sum(latencies) / len(latencies), 2) if latencies else math.nan,
-            "samples": len(latencies),
-        },
+        latency_ms=_latency_summary(latencies),
         messages_delivered=delivered,
         deliveries_s=round(delivered / args.seconds, 1),
-        generator_cpu_pct=round(100 * (cpu1 - cpu0) / wall, 1),
-        server_cpu_pct=round(100 * (server1 - server0) / wall, 1),
-        server_threads_cpu_pct={
-            name: round(100 * (threads1.get(name, 0.0) - threads0.get(name, 0.0)) / wall, 1)
-            for name in sorted(threads1)
-            if threads1.get(name, 0.0) - threads0.get(name, 0.0) > 0.005 * wall
-        },
+        **cpu_usage(before, after, server.pid, acked),
         send_errors=sum(s.send_errors for s in stats),
         duplicate_acks=sum(s.duplicate_acks for s in stats),
         **verify(stats),
@@ -423,7 +499,7 @@ def _bottleneck(result: dict[str, Any]) -> str:
         return "generator CPU (load generator saturated its core: the server figures are a lower bound)"
     if server >= SATURATED_PCT:
         return "server CPU"
-    return "neither CPU saturated (bound by round trips and fsync latency)"
+    return "neither CPU saturated (latency-bound: round trips and group-commit fsync waits)"
 
 
 def _cpu_model() -> str:
@@ -450,6 +526,20 @@ async def _benchmark(args: argparse.Namespace, data_dir: Path, profiles_root: Pa
     finally:
         for profile in opened:
             profile.close()
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (nurseries wrap them)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _interrupt_on_sigterm() -> None:
+    # Inside trio a signal is turned into an exception in a task, so the clients unwind cleanly.
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            raise KeyboardInterrupt
 
 
 def _watchdog(seconds: float, server: ServerProcess, dirs: list[Path]) -> threading.Timer:
@@ -491,6 +581,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="where client profiles go (default: /dev/shm if present, see the module docstring)",
     )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="PREFIX",
+        help="profile the server and the generator with py-spy during the window (PREFIX-server.txt, PREFIX-generator.txt)",
+    )
     parser.add_argument("--timeout", type=float, help="hard limit for the whole run in seconds (default: from the sizes)")
     return parser
 
@@ -500,10 +596,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.clients < 2:
         raise SystemExit("--clients must be at least 2")
+    if args.py_spy and _py_spy() is None:
+        raise SystemExit("--py-spy needs py-spy: .venv/bin/pip install py-spy")
     cpus = os.cpu_count() or 1
     pin = args.taskset if args.taskset is not None else bool(shutil.which("taskset")) and cpus >= 2
     if pin:
         os.sched_setaffinity(0, {1})
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the server and the temp dirs go too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     hard_timeout = args.timeout or (120 + args.clients * 0.5 + args.warmup + args.seconds + args.drain_timeout)
 
     shm = Path("/dev/shm")
@@ -512,21 +612,35 @@ def main(argv: list[str] | None = None) -> int:
     profiles_root = Path(tempfile.mkdtemp(prefix="corridor-bench-profiles-", dir=profiles_parent))
     data_dir = work / "data"
     server = ServerProcess(data_dir, work / "server.log", 0 if pin else None)
-    watchdog = _watchdog(hard_timeout + 30, server, [work, profiles_root])
+    watchdog = _watchdog(hard_timeout + 60, server, [work, profiles_root])
     try:
         create_data_dir(data_dir, ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
         port = server.start(timeout=30)
         log(f"server pid {server.pid} on 127.0.0.1:{port}" + (" (server on CPU 0, generator on CPU 1)" if pin else ""))
 
         async def bounded() -> dict[str, Any]:
-            with trio.fail_after(hard_timeout):
-                return await _benchmark(args, data_dir, profiles_root, server)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_interrupt_on_sigterm)
+                with trio.fail_after(hard_timeout):
+                    result = await _benchmark(args, data_dir, profiles_root, server)
+                nursery.cancel_scope.cancel()
+            return result
 
-        measured = trio.run(bounded)
+        try:
+            measured = trio.run(bounded)
+        except BaseException as exc:
+            inner = _single(exc)
+            if isinstance(inner, trio.TooSlowError):
+                raise SystemExit(
+                    f"bench: the run did not finish within its hard limit of {hard_timeout:.0f} s (--timeout)"
+                ) from None
+            if isinstance(inner, KeyboardInterrupt):
+                raise SystemExit("bench: interrupted; server stopped and temp dirs removed") from None
+            raise
         log("clients closed; stopping the server with SIGTERM")
         exit_code = server.stop(timeout=30)
         commits = COMMITS.search(server.log_text())
-    except BaseException:
+    except Exception:
         log(f"failed; server log tail:\n{server.log_tail()}")
         raise
     finally:
@@ -548,8 +662,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if commits:
         writes, count = int(commits.group(1)), int(commits.group(2))
-        # Whole server lifetime: includes the 2 writes per user of the set-up (add, enroll).
-        result["group_commits"] = {"commits": count, "writes": writes, "writes_per_commit": round(writes / max(count, 1), 1)}
+        # The server reports totals for its whole life only, so these include the set-up: two
+        # writes per user (add, enroll), mostly one commit each, which lowers the average.
+        result["group_commits"] = {
+            "commits": count,
+            "writes": writes,
+            "writes_per_commit": round(writes / max(count, 1), 1),
+            "scope": "whole server run, including 2 set-up writes per user",
+        }
     result.update(
         server_exit_code=exit_code,
         pinned={"server_cpu": 0, "generator_cpu": 1} if pin else None,

@@ -147,6 +147,7 @@ def main(argv: list[str]) -> int:
     try:
         if not args.org.strip():
             raise ConfigError("--org must not be empty")
+        args.admin = args.admin.lower()
         if not USERNAME.match(args.admin):
             raise ConfigError(f"--admin: {USERNAME_RULE}")
         hostnames = _hostnames(args.listen, args.hostname)
@@ -164,7 +165,8 @@ def main(argv: list[str]) -> int:
     print(f"Created {result['data_dir']} for {result['org']!r}.")
     print(f"CA fingerprint: sha256:{result['ca_sha256']}")
     print(f"Start the server:  corridor serve {args.data_dir}")
-    print(f"Invite for the first admin ({result['admin']}), valid 7 days, usable once:")
+    days = Accounts().invite_ttl_hours / 24
+    print(f"Invite for the first admin ({result['admin']}), valid {days:g} days, usable once:")
     print(f"  {result['invite']}")
     print("Enroll with:  corridor enroll '<invite>' --password-stdin")
     return 0

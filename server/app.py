@@ -28,7 +28,7 @@ from .features.accounts.users import UserCache
 from .net.advertise import advertise
 from .net.connection import ConnectionHandler, ConnectionTracker
 from .net.listeners import bound_addresses, open_control_listener, open_tls_listeners, serve_control, serve_tls
-from .net.tls import server_context
+from .net.tls import server_context, warn_if_expiring
 from .router import Router
 from .services import Services
 from .sessions import LOCAL_ADMIN, Actor, SessionRegistry
@@ -76,7 +76,6 @@ def build_router(services: Services) -> Router:
         [
             session.feature(services),
             accounts.feature(services),
-            archive.feature(),
             messaging.feature(services),
             presence.feature(services),
         ]
@@ -118,6 +117,7 @@ class Server:
             services = self.services = build_services(config, db)
             router = build_router(services)
             context = server_context(config.path(config.tls.certificate), config.path(config.tls.key))
+            warn_if_expiring(config.path(config.tls.certificate))
             config.control_socket.unlink(missing_ok=True)  # stale: the lock says no server owns it
             async with trio.open_nursery() as root:
                 await root.start(db.run_committer)
@@ -173,12 +173,20 @@ class Server:
                             ca_sha256=services.ca_sha256,
                             versions=SUPPORTED_VERSIONS,
                             tls_host=config.server.hostnames[0],
-                            addresses=self.addresses,
+                            addresses=self._advertised(),
                         )
                     )
                 task_status.started(accepting)
         for listener in [*listeners, control]:
             await listener.aclose()
+
+    def _advertised(self) -> list[tuple[str, int]]:
+        """The addresses on the first listener's port: one mDNS service record has one port."""
+        port = self.addresses[0][1]
+        skipped = [f"{h}:{p}" for h, p in self.addresses if p != port]
+        if skipped:
+            log.warning("not advertising %s: mDNS advertises one port (%d)", ", ".join(skipped), port)
+        return [(h, p) for h, p in self.addresses if p == port]
 
     async def _drain(self, accepting: trio.CancelScope, connections: trio.Nursery) -> None:
         """Stop accepting, let in-flight requests finish within the grace period, then close."""

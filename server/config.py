@@ -137,6 +137,8 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
     config = Config(data_dir=data_dir, **sections)
     if not config.organisation.name:
         raise ConfigError(f"{source}: key 'organisation.name' is required")
+    if not config.server.listen:
+        raise ConfigError(f"{source}: key 'server.listen' needs at least one HOST:PORT")
     for address in config.server.listen:
         try:
             parse_listen(address)

@@ -176,3 +176,12 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     for command in ("init", "serve", "enroll", "send", "listen", "history", "presence", "discover", "admin"):
         assert command in result.stdout
+
+
+def test_empty_listen_list_is_a_config_error(tmp_path):
+    data = tmp_path / "data"
+    assert run("init", str(data), "--org", "Cfg Org").returncode == 0
+    config = data / "corridor.toml"
+    config.write_text(config.read_text().replace('listen = ["127.0.0.1:7740"]', "listen = []"))
+    result = run("serve", str(data), "--no-advertise")
+    assert result.returncode == 2 and "server.listen" in result.stderr

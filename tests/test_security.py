@@ -160,3 +160,13 @@ def test_server_certificate_is_signed_by_the_ca_with_the_given_names(tmp_path):
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["10.1.2.3"]
     assert (parsed.not_valid_after_utc - parsed.not_valid_before_utc).days <= 90
     parsed.verify_directly_issued_by(x509.load_pem_x509_certificate(ca))
+
+
+def test_an_expiring_server_certificate_is_logged(tmp_path, caplog):
+    from corridor.server.net.tls import warn_if_expiring
+
+    ca, ca_key = pki.create_ca("Acme")
+    cert, _ = pki.issue_server_cert(ca, ca_key, ["localhost"], days=3)
+    (tmp_path / "server.pem").write_bytes(cert)
+    assert 2.9 < warn_if_expiring(tmp_path / "server.pem") < 3.1
+    assert "expires in 3.0 days" in caplog.text

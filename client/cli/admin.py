@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from corridor.protocol.errors import CorridorError, single_exception
+from corridor.protocol.errors import CorridorError, make_error, single_exception
 from corridor.protocol.messages import ROLES, UserAdd
 
 from ..transport import open_unix, running
@@ -32,6 +32,8 @@ async def _user_add(args: argparse.Namespace) -> int:
                 result = await channel.request(UserAdd(username=args.username, display_name=args.name, role=args.role))
     except BaseExceptionGroup as group:
         raise single_exception(group) from None
+    except trio.TooSlowError:
+        raise make_error("CONNECTION_LOST", f"the server did not answer within {ADMIN_TIMEOUT:g} s") from None
     expires = dt.datetime.fromtimestamp(result.expires).strftime("%Y-%m-%d %H:%M")
     emit(
         {"ok": True, "user": result.user, "role": args.role, "invite": result.invite, "expires": result.expires},

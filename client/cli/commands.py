@@ -94,7 +94,7 @@ async def _enroll(args: argparse.Namespace, profile: Profile) -> int:
 
 
 async def _send(args: argparse.Namespace, profile: Profile) -> int:
-    text = sys.stdin.read() if args.text == "-" else args.text
+    text = sys.stdin.read().removesuffix("\n") if args.text == "-" else args.text
     if not text:
         return fail("send", "BAD_MESSAGE", "the message is empty", args.json, EXIT_USAGE)
     async with Client.open(profile, receive=False) as client:
@@ -106,9 +106,16 @@ async def _send(args: argparse.Namespace, profile: Profile) -> int:
         )
         return fail("send", "TIMEOUT", message, args.json, EXIT_TIMEOUT)
     emit(
-        {"ok": True, "to": args.to, "conversation": ack.conversation, "seq": ack.seq, "ts": ack.ts, "duplicate": ack.duplicate},
+        {
+            "ok": True,
+            "to": args.to.lower(),
+            "conversation": ack.conversation,
+            "seq": ack.seq,
+            "ts": ack.ts,
+            "duplicate": ack.duplicate,
+        },
         args.json,
-        f"sent to {args.to} (conversation {ack.conversation}, #{ack.seq})",
+        f"sent to {args.to.lower()} (conversation {ack.conversation}, #{ack.seq})",
     )
     return EXIT_OK
 

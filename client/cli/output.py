@@ -44,6 +44,8 @@ def exit_code(error: CorridorError) -> int:
     """The documented exit code for an error."""
     if error.code in _USAGE_CODES:
         return EXIT_USAGE
+    if error.code == "TIMEOUT":
+        return EXIT_TIMEOUT
     for cls, code in _EXIT_BY_TYPE:
         if isinstance(error, cls):
             return code

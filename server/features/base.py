@@ -1,4 +1,7 @@
-"""What a feature module adds to the server: its actions, request routes and migrations."""
+"""What a feature module adds to the server at run time: its actions and request routes.
+
+A feature's schema is its package-level `MIGRATIONS`, which `server/app.py` applies in
+dependency order before any feature is built (the user cache needs the tables)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from corridor.protocol.messages import Request
 from corridor.protocol.schema import Record
-
-from ..storage.migrations import Migration
 
 if TYPE_CHECKING:
     from ..sessions import Session
@@ -33,4 +34,3 @@ class Feature:
     name: str
     actions: dict[str, frozenset[str]] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
-    migrations: tuple[Migration, ...] = ()

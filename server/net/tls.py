@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import ssl
 from pathlib import Path
+
+from cryptography import x509
+
+log = logging.getLogger("corridor.tls")
+EXPIRY_WARNING_DAYS = 14
 
 
 def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
@@ -15,3 +22,15 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     # LAN reconnect is cheap enough without them.
     context.options |= ssl.OP_NO_TICKET
     return context
+
+
+def warn_if_expiring(cert_path: Path) -> float:
+    """Log a warning when the server certificate expires soon (an error once it has: clients
+    then refuse the server). Returns the days left."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    days = (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds() / 86400
+    if days <= 0:
+        log.error("the server certificate %s expired %.0f days ago: clients will refuse this server", cert_path, -days)
+    elif days < EXPIRY_WARNING_DAYS:
+        log.warning("the server certificate %s expires in %.1f days; issue a new one from the CA", cert_path, days)
+    return days

@@ -8,6 +8,8 @@ from ..base import Feature, Route
 from .handlers import AccountHandlers
 from .migrations import MIGRATIONS
 
+__all__ = ["MIGRATIONS", "feature"]
+
 
 def feature(services: Services) -> Feature:
     """Wire the accounts handlers to their requests and actions."""
@@ -24,5 +26,4 @@ def feature(services: Services) -> Feature:
             Route(Enroll, handlers.enroll, "auth.enroll"),
             Route(UserAdd, handlers.user_add, "admin.user_add"),
         ),
-        migrations=MIGRATIONS,
     )

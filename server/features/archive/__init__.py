@@ -1,9 +1,8 @@
-"""The compliance archive: every message and admin action, hash-chained, append-only."""
+"""The compliance archive: every message and admin action, hash-chained, append-only.
 
-from ..base import Feature
+It has no requests of its own yet: other features append to it inside their transactions
+(`store.append_txn`); auditor search and export come with the archive issue."""
+
 from .migrations import MIGRATIONS
 
-
-def feature() -> Feature:
-    """The archive adds storage only; other features append to it inside their transactions."""
-    return Feature(name="archive", migrations=MIGRATIONS)
+__all__ = ["MIGRATIONS"]

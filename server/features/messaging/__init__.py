@@ -7,6 +7,8 @@ from ..base import Feature, Route
 from .handlers import MessagingHandlers
 from .migrations import MIGRATIONS
 
+__all__ = ["MIGRATIONS", "feature"]
+
 MEMBERS = frozenset({"user", "admin", "auditor"})
 
 
@@ -21,5 +23,4 @@ def feature(services: Services) -> Feature:
             Route(Sync, handlers.sync, "message.read"),
             Route(History, handlers.history, "message.read"),
         ),
-        migrations=MIGRATIONS,
     )

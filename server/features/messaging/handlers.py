@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from corridor.protocol.errors import make_error
+from corridor.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from corridor.protocol.messages import ChatMessage, History, HistoryResult, MessageEvent, Send, SendResult, Sync, SyncResult
 
 from ...services import Services
@@ -29,8 +30,9 @@ class MessagingHandlers:
 
     def __init__(self, services: Services):
         self.services = services
-        # Leave room for the envelope so that a full page never exceeds the frame limit.
-        self.page_bytes = services.config.limits.max_frame_bytes * 3 // 4
+        # Leave room for the envelope, and never exceed the default frame size every client
+        # accepts, even where an admin raised the server's own receive limit.
+        self.page_bytes = min(services.config.limits.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES) * 3 // 4
 
     def _chat(self, stored: store.StoredMessage, cls: type[ChatMessage] = ChatMessage) -> ChatMessage:
         users = self.services.users
