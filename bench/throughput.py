@@ -49,6 +49,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -59,10 +61,12 @@ import trio
 from corridor.client.client import Client
 from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile
-from corridor.client.transport import open_unix, running
+from corridor.client.tls import client_context
+from corridor.client.transport import Channel, open_unix, running
 from corridor.deploy.init import create_data_dir
 from corridor.protocol.errors import CorridorError
-from corridor.protocol.messages import MessageEvent, UserAdd
+from corridor.protocol.messages import Login, MessageEvent, Send, SendResult, UserAdd
+from corridor.server.net.tls_stream import TLSSocketStream
 
 ORG = "Bench Org"
 PASSWORD = "bench-password-not-secret"
@@ -204,12 +208,48 @@ async def enroll_all(
 # -- the load ----------------------------------------------------------------------------------
 
 
+class WireClient:
+    """A generator client that speaks the real protocol over the library's real TLS transport,
+    without the profile database (outbox, cursors) that `Client` keeps for durability on the
+    user's side: with it, the generator's own SQLite work — not the server — limits the run."""
+
+    def __init__(self, channel: Channel):
+        self.channel = channel
+        self._sent = 0
+
+    async def send(self, to: str, text: str) -> SendResult:
+        self._sent += 1
+        return await self.channel.request(Send(to=to, msg_id=f"w{self._sent}", text=text))
+
+    async def events(self) -> AsyncIterator:
+        async for event in self.channel.events:
+            yield event
+
+
+@asynccontextmanager
+async def open_wire_client(profile: Profile) -> AsyncIterator[WireClient]:
+    """Connect, say hello and log in with the profile's device token.
+
+    TLS (1.3, verified against the pinned CA) runs on the server's `TLSSocketStream`, whose
+    records cost less CPU than trio's SSLStream, so that one generator core can load the server.
+    """
+    cred = profile.credential()
+    tcp = await trio.open_tcp_stream(cred.host, cred.port)
+    stream = TLSSocketStream.wrap(tcp, client_context(profile.ca_pem()), server_hostname=cred.tls_host)
+    await stream.do_handshake()
+    async with running(stream) as channel:
+        await channel.handshake()
+        await channel.request(Login(user=cred.user, device_token=cred.device_token))
+        yield WireClient(channel)
+
+
 @dataclass
 class Plan:
     """Shared phase markers (trio clock) and events of one run."""
 
     clients: int
     text_bytes: int
+    library: bool = False  # generate with the full Client library instead of WireClient
     go: trio.Event = field(default_factory=trio.Event)
     connected_all: trio.Event = field(default_factory=trio.Event)
     senders_done: trio.Event = field(default_factory=trio.Event)
@@ -280,7 +320,8 @@ async def _user(profile: Profile, stats: UserStats, plan: Plan, connecting: trio
     await connecting.acquire()
     released = False
     try:
-        async with Client.open(profile, receive=True) as client:
+        opened = Client.open(profile, receive=True) if plan.library else open_wire_client(profile)
+        async with opened as client:
             connecting.release()
             released = True
             plan.connected += 1
@@ -437,7 +478,7 @@ async def run_load(args: argparse.Namespace, profiles: list[Profile], server: Se
     """Connect every client, run the closed loop, check deliveries; returns the measured numbers."""
     n = len(profiles)
     names = [p.credential().user for p in profiles]
-    plan = Plan(clients=n, text_bytes=args.text_bytes)
+    plan = Plan(clients=n, text_bytes=args.text_bytes, library=args.client == "library")
     stats = [UserStats(name=names[i], peer=names[(i + 1) % n]) for i in range(n)]
     connecting = trio.Semaphore(args.connect_concurrency)
     result: dict[str, Any] = {}
@@ -565,6 +606,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--clients", type=int, default=200, help="connected clients, paired in a ring (default 200)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the measured window (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="sending before the window opens (default 2)")
+    parser.add_argument(
+        "--client",
+        choices=["wire", "library"],
+        default="wire",
+        help="generator clients: 'wire' speaks the protocol over the library's TLS transport (measures the server); "
+        "'library' uses the full Client with its profile outbox and cursors (measures both ends) (default wire)",
+    )
     parser.add_argument("--text-bytes", type=int, default=100, help="message text size (default 100)")
     parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
     parser.add_argument(
@@ -653,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "durable_1to1",
         "date": dt.date.today().isoformat(),
         "clients": args.clients,
+        "client_kind": args.client,
         "seconds": args.seconds,
         "warmup_s": args.warmup,
         "text_bytes": args.text_bytes,

@@ -181,10 +181,14 @@ class Client:
         """Send a request on the current connection, waiting through reconnects.
 
         Retrying is safe: every request here is a read or idempotent."""
+        result, _ = await self._request(message)
+        return result
+
+    async def _request(self, message: Request) -> tuple[Record, Channel]:
         while True:
             channel = await self._wait_channel()
             try:
-                return await channel.request(message)
+                return await channel.request(message), channel
             except CorridorError as exc:
                 if exc.code not in RETRYABLE:
                     raise
@@ -205,12 +209,25 @@ class Client:
         msg_id = msg_id or uuid.uuid4().hex
         self.profile.outbox_add(msg_id, to, text)
         try:
-            result = await self.request(Send(to=to, msg_id=msg_id, text=text))
+            result, channel = await self._request(Send(to=to, msg_id=msg_id, text=text))
         except CorridorError as exc:
             if exc.code not in RETRYABLE:
                 self.profile.outbox_remove(msg_id)  # refused for good: retrying cannot help
             raise
         self.profile.outbox_remove(msg_id)
+        if self.receive and not result.duplicate:
+            # The server does not echo a message to the connection that sent it; it enters the
+            # event stream here, through the same in-order, no-duplicates path as pushes.
+            mine = MessageEvent(
+                conversation=result.conversation,
+                seq=result.seq,
+                sender=self.credential.user,
+                recipient=to.lower(),
+                msg_id=msg_id,
+                text=text,
+                ts=result.ts,
+            )
+            channel.inject(mine)
         return result
 
     async def _resend_outbox(self, channel: Channel) -> None:

@@ -71,6 +71,14 @@ class Channel:
             raise waiter.error
         return waiter.result
 
+    def inject(self, event: Event) -> None:
+        """Add an event as if the server had pushed it (the client's own acknowledged message).
+        On a closed or overfull channel it is dropped: the next sync delivers it instead."""
+        try:
+            self._events_send.send_nowait(event)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            pass
+
     async def handshake(self) -> HelloResult:
         """Say hello and agree on a protocol version."""
         self.hello = await self.request(Hello(versions=SUPPORTED_VERSIONS, client=CLIENT_NAME))

@@ -1,6 +1,6 @@
 """Who is connected: one `Session` per connection, and the registry of authenticated ones.
 
-A session knows its actor (anonymous until login, then a user and device, or the local admin
+`user:<id>` topics carry `Delivery` objects. A session knows its actor (anonymous until login, then a user and device, or the local admin
 on the control socket) and how to push an event to its connection without blocking. The
 registry publishes `session.started` / `session.ended` on the bus so features (presence) can
 follow logins without the network layer knowing about them.
@@ -19,6 +19,14 @@ from .bus import Bus
 
 ANONYMOUS = "anonymous"
 LOCAL_ADMIN = "local-admin"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event for every session of a user, except the one it came from (which already knows)."""
+
+    event: Event
+    origin: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,11 @@ class Session:
         """Queue an event for this connection (never blocks; a full queue closes the connection)."""
         self._push(event)
 
+    def deliver(self, delivery: Delivery) -> None:
+        """Push a user-wide delivery unless this session originated it."""
+        if delivery.origin != self.id:
+            self._push(delivery.event)
+
 
 class SessionRegistry:
     """Authenticated sessions by user, for delivery and presence."""
@@ -70,7 +83,7 @@ class SessionRegistry:
         """Register a session whose actor just logged in; it starts receiving `user:<id>` events."""
         user_id = session.actor.user_id
         self._by_user[user_id][session.id] = session
-        self._unsubscribe[session.id] = self._bus.subscribe(f"user:{user_id}", session.push)
+        self._unsubscribe[session.id] = self._bus.subscribe(f"user:{user_id}", session.deliver)
         self._bus.publish("session.started", session)
 
     def remove(self, session: Session) -> None:

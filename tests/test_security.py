@@ -44,8 +44,11 @@ async def test_plaintext_client_gets_no_protocol(org):
         stream = await trio.open_tcp_stream(*org.address)
         await stream.send_all(b"\x00\x00\x00\x0e\x82\xa4type\xa5hello\xa2id\x01")
         received = b""
-        while chunk := await stream.receive_some(4096):
-            received += chunk
+        try:
+            while chunk := await stream.receive_some(4096):
+                received += chunk
+        except trio.BrokenResourceError:
+            pass  # reset: the server closed with our unread plaintext still in its buffer
         # At most a TLS alert record (content type 0x15), never a Corridor frame.
         assert received == b"" or received[0] == 0x15
         await stream.aclose()

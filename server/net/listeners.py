@@ -23,6 +23,7 @@ from corridor.protocol import Connection
 from corridor.protocol.errors import make_error
 
 from ..config import Limits, parse_listen
+from .tls_stream import TLSSocketStream
 
 log = logging.getLogger("corridor.net")
 
@@ -66,8 +67,8 @@ async def serve_tls(
             await trio.aclose_forcefully(stream)
             return
         admitted = admit(address)
+        tls = TLSSocketStream.wrap(stream, context)
         try:
-            tls = trio.SSLStream(stream, context, server_side=True)
             with trio.move_on_after(limits.handshake_timeout) as scope:
                 await tls.do_handshake()
             if scope.cancelled_caught:
@@ -87,7 +88,7 @@ async def serve_tls(
         finally:
             if admitted:
                 release(address)
-            await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(tls)
 
     await trio.serve_listeners(on_tcp, listeners, handler_nursery=handler_nursery)
 

@@ -1,11 +1,16 @@
 """SQLite with one writer and group commit.
 
 How it works: `await db.write(fn)` queues `fn(conn)`; a single committer task takes everything
-queued so far and runs it in a worker thread inside one `BEGIN IMMEDIATE … COMMIT`, each
-function in its own SAVEPOINT so that one failure fails only its caller. With
-`journal_mode=WAL` and `synchronous=FULL` the COMMIT fsyncs the WAL, so when `write()` returns
-the change is durable — and one fsync covers every write queued meanwhile, which is what makes
-durable acknowledgements cheap under load. `after_commit` callbacks run in queue order right
+queued so far and runs it inside one `BEGIN IMMEDIATE … COMMIT`, each function in its own
+SAVEPOINT so that one failure fails only its caller. With `journal_mode=WAL` and
+`synchronous=FULL` the COMMIT fsyncs the WAL, so when `write()` returns the change is durable —
+and one fsync covers every write queued meanwhile, which is what makes durable
+acknowledgements cheap under load.
+
+The write functions are short SQL (microseconds each) and run on the event loop; only the
+COMMIT, which waits for the disk, runs in a worker thread, so the loop serves the network while
+the disk syncs. Running the statements in the thread instead cost more than it saved: each
+statement gives up the GIL and then waits for the busy event loop to hand it back. `after_commit` callbacks run in queue order right
 after the commit, before any waiter wakes, so events published from them keep commit order.
 
 `await db.read(fn)` runs on one of a few read connections; WAL readers never block the writer.
@@ -103,7 +108,8 @@ class Database:
         self._wakeup = trio.Event()
         if not batch:
             return
-        await trio.to_thread.run_sync(self._commit_batch, batch)
+        if self._run_batch(batch):
+            await trio.to_thread.run_sync(self._commit, batch)
         for item in batch:
             if item.error is None and item.after_commit is not None:
                 try:
@@ -113,7 +119,8 @@ class Database:
         for item in batch:
             item.done.set()
 
-    def _commit_batch(self, batch: list[_Write]) -> None:
+    def _run_batch(self, batch: list[_Write]) -> bool:
+        """Run every write in one open transaction; False if the transaction itself failed."""
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -126,15 +133,27 @@ class Database:
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
                     item.error = exc
-            conn.execute("COMMIT")
-            self.commits += 1
-            self.writes += len(batch)
         except sqlite3.Error as exc:
-            log.error("group commit of %d writes failed: %s", len(batch), exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for item in batch:
-                item.error = item.error or exc
+            self._fail_batch(batch, exc)
+            return False
+        return True
+
+    def _commit(self, batch: list[_Write]) -> None:
+        """COMMIT (the fsync) in a worker thread."""
+        try:
+            self._writer.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._fail_batch(batch, exc)
+            return
+        self.commits += 1
+        self.writes += len(batch)
+
+    def _fail_batch(self, batch: list[_Write], exc: sqlite3.Error) -> None:
+        log.error("group commit of %d writes failed: %s", len(batch), exc)
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
+        for item in batch:
+            item.error = item.error or exc
 
     def write_now(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run one write transaction synchronously (start-up and tools, before the committer runs)."""

@@ -7,7 +7,7 @@ from corridor.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from corridor.protocol.messages import ChatMessage, History, HistoryResult, MessageEvent, Send, SendResult, Sync, SyncResult
 
 from ...services import Services
-from ...sessions import Session
+from ...sessions import Delivery, Session
 from . import store
 
 # Per-message framing overhead allowance on top of the text (field names, ids, numbers).
@@ -47,15 +47,16 @@ class MessagingHandlers:
             ts=stored.ts,
         )
 
-    def _deliver(self, stored: store.StoredMessage) -> None:
-        """After commit: push to every session of both people (their other devices too)."""
+    def _deliver(self, stored: store.StoredMessage, origin: int) -> None:
+        """After commit: push to every session of both people, except the sending one, which
+        learns the message from its acknowledgement."""
         if stored.duplicate:
             return
-        event = self._chat(stored, MessageEvent)
+        delivery = Delivery(self._chat(stored, MessageEvent), origin)
         bus = self.services.bus
-        bus.publish(f"user:{stored.sender_id}", event)
+        bus.publish(f"user:{stored.sender_id}", delivery)
         if stored.recipient_id != stored.sender_id:
-            bus.publish(f"user:{stored.recipient_id}", event)
+            bus.publish(f"user:{stored.recipient_id}", delivery)
         bus.publish("message.stored", stored)
 
     def _active_user(self, username: str):
@@ -80,7 +81,7 @@ class MessagingHandlers:
                 text=msg.text,
                 now=now,
             ),
-            after_commit=self._deliver,
+            after_commit=lambda stored: self._deliver(stored, session.id),
         )
         return SendResult(conversation=stored.conversation, seq=stored.seq, ts=stored.ts, duplicate=stored.duplicate)
 
