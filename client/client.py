@@ -45,6 +45,7 @@ from corridor.protocol.messages import (
 )
 from corridor.protocol.schema import Record
 
+from .discovery import discover
 from .profile import Credential, Profile
 from .transport import Channel, open_tls
 
@@ -53,6 +54,7 @@ log = logging.getLogger("corridor.client")
 RETRYABLE = frozenset({"CONNECTION_LOST", "SHUTTING_DOWN", "INTERNAL", "TOO_MANY_REQUESTS", "SLOW_CONSUMER", "TIMEOUT"})
 FATAL = frozenset({"LOGIN_FAILED", "UNTRUSTED_SERVER", "UNSUPPORTED_VERSION", "NOT_AUTHENTICATED"})
 SYNC_PAGE = 500
+DISCOVERY_SECONDS = 2.0
 APP_BUFFER = 1000
 
 
@@ -64,6 +66,8 @@ class Client:
         profile: Profile,
         *,
         address: tuple[str, int] | None = None,
+        discover: bool = False,
+        interfaces: list[str] | None = None,
         receive: bool = True,
         connect_timeout: float = 10.0,
         ping_interval: float = 60.0,
@@ -72,6 +76,8 @@ class Client:
         self.profile = profile
         self.credential: Credential = profile.credential()
         self.address = address or (self.credential.host, self.credential.port)
+        self.discover = discover
+        self.interfaces = interfaces
         self.receive = receive
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
@@ -103,8 +109,34 @@ class Client:
 
     async def _connect(self) -> Channel:
         cred = self.credential
-        stream = await open_tls(self.address[0], self.address[1], self.profile.ca_pem(), cred.tls_host, self.connect_timeout)
+        try:
+            stream = await open_tls(self.address[0], self.address[1], self.profile.ca_pem(), cred.tls_host, self.connect_timeout)
+        except CorridorError as exc:
+            if not self.discover or exc.code != "CONNECTION_LOST":
+                raise
+            stream = await self._discover_and_connect(exc)
         return Channel(stream)
+
+    async def _discover_and_connect(self, unreachable: CorridorError) -> trio.SSLStream:
+        """Find the organisation's server by mDNS when the known address does not answer.
+
+        The advertised CA fingerprint only picks candidates; each connection is still verified
+        against the pinned CA, so a spoofed advertisement leads nowhere."""
+        cred = self.credential
+        found = await discover(DISCOVERY_SECONDS, interfaces=self.interfaces)
+        for server in found:
+            if server.ca_sha256 not in (None, cred.ca_sha256):
+                continue
+            for host in server.addresses:
+                try:
+                    stream = await open_tls(host, server.port, self.profile.ca_pem(), cred.tls_host, self.connect_timeout)
+                except CorridorError as exc:
+                    log.info("discovered %s:%d is not usable: %s", host, server.port, exc.message)
+                    continue
+                log.info("%s:%d did not answer; discovered the server at %s:%d", *self.address, host, server.port)
+                self.address = (host, server.port)
+                return stream
+        raise unreachable
 
     async def _supervise(self, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         delay = self.backoff[0]
@@ -128,8 +160,9 @@ class Client:
                     self._give_up(exc)
                     raise
                 log.info("reconnect failed (%s); retrying in about %.2f s", exc.message, delay)
-                await trio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, self.backoff[1])
+            # Jitter spreads a whole office's reconnects after a server restart.
+            await trio.sleep(delay * random.uniform(0.5, 1.0))
 
     async def _log_in(self, channel: Channel) -> None:
         try:

@@ -166,6 +166,24 @@ def test_discover_finds_the_server_on_loopback(tmp_path):
             check=True,
         )
         assert ours[0]["ca_sha256"] == ca.stdout.strip()
+        # The server "moved": the saved address no longer answers, --discover finds it.
+        added = run("admin", "--data", str(data), "user", "add", "alice", "--name", "Alice", "--json")
+        profile = str(tmp_path / "alice")
+        assert (
+            run(
+                "enroll", json.loads(added.stdout)["invite"], "--password-stdin", "--profile", profile, stdin="long-enough-pw\n"
+            ).returncode
+            == 0
+        )
+        stale = f"127.0.0.1:{free_port()}"
+        lost = run("send", "admin", "hi", "--profile", profile, "--server", stale)
+        assert lost.returncode == 5 and "CONNECTION_LOST" in lost.stderr
+        found = run(
+            "send", "admin", "hi", "--profile", profile, "--server", stale, "--discover", "--interface", "127.0.0.1", "--json"
+        )
+        assert found.returncode == 0, found.stderr
+        assert json.loads(found.stdout)["seq"] == 1
+        assert run("send", "admin", "hi", "--profile", profile, "--server", "nonsense").returncode == 2
         assert server.stop() == 0
     finally:
         server.kill()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from corridor.protocol.errors import CorridorError
+from corridor.protocol.errors import CorridorError, make_error
 from corridor.protocol.messages import PRESENCE_STATES, MessageEvent, PresenceEvent
 
 from ..client import Client
@@ -32,6 +32,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="profile dir (default: $CORRIDOR_PROFILE or the user config dir)",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output, one JSON object per line")
+
+
+def _connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="HOST:PORT", help="connect here instead of the address saved at enrollment")
+    parser.add_argument("--discover", action="store_true", help="if the server does not answer, find it on the LAN by mDNS")
+    parser.add_argument(
+        "--interface", action="append", metavar="IP", help="with --discover: browse only on this interface address (repeatable)"
+    )
+
+
+def _client_options(args: argparse.Namespace, receive: bool) -> dict:
+    """Keyword arguments for Client.open from the connection options."""
+    options = {"receive": receive, "discover": args.discover, "interfaces": args.interface}
+    if args.server:
+        host, _, port = args.server.rpartition(":")
+        if not host or not port.isdigit():
+            raise make_error("BAD_MESSAGE", f"--server {args.server!r} must be HOST:PORT")
+        options["address"] = (host.strip("[]"), int(port))
+    return options
 
 
 def _run(name: str, body: Callable[[argparse.Namespace, Profile], Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
@@ -97,7 +116,7 @@ async def _send(args: argparse.Namespace, profile: Profile) -> int:
     text = sys.stdin.read().removesuffix("\n") if args.text == "-" else args.text
     if not text:
         return fail("send", "BAD_MESSAGE", "the message is empty", args.json, EXIT_USAGE)
-    async with Client.open(profile, receive=False) as client:
+    async with Client.open(profile, **_client_options(args, receive=False)) as client:
         with trio.move_on_after(args.timeout) as scope:
             ack = await client.send(args.to, text)
     if scope.cancelled_caught:
@@ -125,7 +144,7 @@ async def _send(args: argparse.Namespace, profile: Profile) -> int:
 
 async def _listen(args: argparse.Namespace, profile: Profile) -> int:
     received = 0
-    async with Client.open(profile, receive=True) as client:
+    async with Client.open(profile, **_client_options(args, receive=True)) as client:
         with trio.move_on_after(args.timeout if args.timeout else float("inf")):
             async for event in client.events():
                 if isinstance(event, MessageEvent):
@@ -146,7 +165,7 @@ async def _listen(args: argparse.Namespace, profile: Profile) -> int:
 
 
 async def _history(args: argparse.Namespace, profile: Profile) -> int:
-    async with Client.open(profile, receive=False) as client:
+    async with Client.open(profile, **_client_options(args, receive=False)) as client:
         result = await client.history(args.with_user, limit=args.limit)
     for message in result.messages:
         emit(_message_json(message), args.json, _message_line(message))
@@ -159,7 +178,7 @@ async def _history(args: argparse.Namespace, profile: Profile) -> int:
 
 
 async def _presence(args: argparse.Namespace, profile: Profile) -> int:
-    async with Client.open(profile, receive=False) as client:
+    async with Client.open(profile, **_client_options(args, receive=False)) as client:
         if args.status:
             await client.set_presence(args.status)
         statuses = await client.query_presence(args.users) if args.users else {}
@@ -216,24 +235,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text", metavar="TEXT", help="the message ('-' reads it from stdin)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement (default 30)")
     _common(p)
+    _connection(p)
     p.set_defaults(run=_run("send", _send))
 
     p = sub.add_parser("listen", help="print what arrived since last time, then live messages and presence")
     p.add_argument("--count", type=int, default=0, metavar="N", help="exit after N messages")
     p.add_argument("--timeout", type=float, default=0, metavar="S", help="exit after S seconds")
     _common(p)
+    _connection(p)
     p.set_defaults(run=_run("listen", _listen))
 
     p = sub.add_parser("history", help="show the latest messages with one person")
     p.add_argument("with_user", metavar="WITH", help="the other person's username")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="how many messages (default 50, at most 1000)")
     _common(p)
+    _connection(p)
     p.set_defaults(run=_run("history", _history))
 
     p = sub.add_parser("presence", help="set my status and/or show others' status")
     p.add_argument("--set", dest="status", choices=PRESENCE_STATES, help="my new status")
     p.add_argument("users", nargs="*", metavar="USER", help="people whose status to show")
     _common(p)
+    _connection(p)
     p.set_defaults(run=_run("presence", _presence))
 
     p = sub.add_parser("discover", help="find Corridor servers on the local network (mDNS)")
