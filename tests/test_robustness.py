@@ -156,3 +156,34 @@ async def test_malformed_hello_does_not_crash(org, frame):
         await peer.send(frame)
         assert (await peer.frame())["type"] == "error"
         await assert_still_serving(org, "dave")
+
+
+async def test_a_peer_that_never_finishes_the_tls_handshake_is_dropped(data_dir, nursery, tmp_path):
+    # handshake_timeout is 10 s in production: it bounds what a slow-loris peer can hold.
+    org = await serve_with(nursery, data_dir, tmp_path, handshake_timeout=0.5)
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(*org.address)
+        started = trio.current_time()
+        try:
+            assert await stream.receive_some(4096) == b""  # silence, then the server hangs up
+        except trio.BrokenResourceError:
+            pass
+        assert 0.4 < trio.current_time() - started < 5
+        await assert_still_serving(org, "erin")
+
+
+async def test_an_idle_logged_in_connection_is_closed(data_dir, nursery, tmp_path):
+    # idle_timeout is 300 s in production (clients ping every 60 s).
+    org = await serve_with(nursery, data_dir, tmp_path, idle_timeout=0.5)
+    bob = await org.user("bob")
+    with trio.fail_after(10):
+        peer = RawPeer(await org.raw_tls())
+        await peer.hello()
+        await peer.send({"type": "login", "id": 2, "user": "bob", "device_token": bob.credential().device_token})
+        assert (await peer.frame())["type"] == "result"
+        for i in range(3):  # pings keep it open past the timeout
+            await trio.sleep(0.3)
+            await peer.send({"type": "ping", "id": 3 + i})
+            assert (await peer.frame())["type"] == "result"
+        assert (await peer.frame())["code"] == "TIMEOUT"
+        assert await peer.frame() is None

@@ -173,3 +173,42 @@ def test_an_expiring_server_certificate_is_logged(tmp_path, caplog):
     (tmp_path / "server.pem").write_bytes(cert)
     assert 2.9 < warn_if_expiring(tmp_path / "server.pem") < 3.1
     assert "expires in 3.0 days" in caplog.text
+
+
+async def test_password_hashing_is_capped(data_dir, nursery, tmp_path, monkeypatch):
+    """A burst of password logins runs at most `password_hash_concurrency` Argon2id hashes at once
+    (each takes 19 MiB and ~60 ms of CPU); the rest wait their turn."""
+    import threading
+
+    from corridor.server.features.accounts import passwords
+
+    from .conftest import serve_with
+
+    active, peak, lock = 0, 0, threading.Lock()
+    real = passwords.verify_password_sync
+
+    def observed(password, encoded):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            return real(password, encoded)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(passwords, "verify_password_sync", observed)
+    org = await serve_with(nursery, data_dir, tmp_path, password_hash_concurrency=2)
+
+    async def attempt(i):
+        async with running(await org.raw_tls()) as channel:
+            await channel.handshake()
+            with pytest.raises(AuthenticationError):
+                await channel.request(Login(user=f"nobody{i}", password="wrong password"))
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as burst:
+            for i in range(8):
+                burst.start_soon(attempt, i)
+    assert peak == 2
