@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from typing import Annotated, Any, ClassVar, Union
 
@@ -37,35 +38,49 @@ def _bad(where: str, what: str) -> RequestError:
     return RequestError(f"field '{where}' {what}", code="BAD_MESSAGE")
 
 
+Converter = Callable[[Any, str], Any]
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    convert: Converter
+    required: bool
+
+
 class Record:
     """A typed map; subclasses are frozen dataclasses."""
 
-    _hints: ClassVar[dict[str, Any]]
+    _fields: ClassVar[tuple[_Field, ...]]
 
     @classmethod
-    def _field_hints(cls) -> dict[str, Any]:
-        hints = cls.__dict__.get("_hints")
-        if hints is None:
+    def _schema(cls) -> tuple[_Field, ...]:
+        # Built once per class: validating a message then costs one call per field, with no
+        # type introspection on the hot path.
+        schema = cls.__dict__.get("_fields")
+        if schema is None:
             hints = typing.get_type_hints(cls, include_extras=True)
-            hints = {f.name: (hints[f.name], f) for f in fields(cls)}
-            cls._hints = hints
-        return hints
+            schema = tuple(
+                _Field(f.name, _compile(hints[f.name], None), f.default is MISSING and f.default_factory is MISSING)
+                for f in fields(cls)
+            )
+            cls._fields = schema
+        return schema
 
     @classmethod
     def from_fields(cls, data: dict, where: str = "") -> Record:
         """Validate a received map and build the typed instance."""
         values = {}
-        for name, (hint, spec) in cls._field_hints().items():
-            path = f"{where}{name}"
-            if name in data:
-                values[name] = _convert(data[name], hint, path, None)
-            elif spec.default is MISSING and spec.default_factory is MISSING:
-                raise _bad(path, "is missing")
+        for field in cls._schema():
+            if field.name in data:
+                values[field.name] = field.convert(data[field.name], where + field.name)
+            elif field.required:
+                raise _bad(where + field.name, "is missing")
         return cls(**values)
 
     def to_fields(self) -> dict:
         """Plain values for msgpack: nested records become maps, tuples become arrays."""
-        return {name: _plain(getattr(self, name)) for name in self._field_hints()}
+        return {field.name: _plain(getattr(self, field.name)) for field in self._schema()}
 
 
 def _plain(value: Any) -> Any:
@@ -76,56 +91,93 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _convert(value: Any, hint: Any, where: str, bound: Bound | None) -> Any:
+def _compile(hint: Any, bound: Bound | None) -> Converter:
+    """A function that checks and converts one received value against a type hint."""
     origin = typing.get_origin(hint)
     if origin is Annotated:
         base, *extras = typing.get_args(hint)
-        found = next((e for e in extras if isinstance(e, Bound)), bound)
-        return _convert(value, base, where, found)
+        return _compile(base, next((e for e in extras if isinstance(e, Bound)), bound))
     if origin in (Union, types.UnionType):
         args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _convert(value, inner, where, bound)
+        convert = _compile(inner, bound)
+        if type(None) not in args:
+            return convert
+        return lambda value, where: None if value is None else convert(value, where)
     if origin is tuple:
+        return _array(_compile(typing.get_args(hint)[0], None), bound)
+    if isinstance(hint, type) and issubclass(hint, Record):
+        return _record(hint)
+    if hint is bool:
+        return _boolean
+    if hint in (int, float):
+        return _number(hint, bound)
+    if hint in (str, bytes):
+        return _text(hint, bound)
+    raise TypeError(f"unsupported field type {hint!r}")
+
+
+def _array(item: Converter, bound: Bound | None) -> Converter:
+    limit = bound.max_items if bound and bound.max_items is not None else DEFAULT_MAX_ITEMS
+
+    def convert(value: Any, where: str) -> tuple:
         if not isinstance(value, list):
             raise _bad(where, "must be an array")
-        limit = bound.max_items if bound and bound.max_items is not None else DEFAULT_MAX_ITEMS
         if len(value) > limit:
             raise _bad(where, f"has more than {limit} items")
-        item = typing.get_args(hint)[0]
-        return tuple(_convert(v, item, f"{where}[{i}]", None) for i, v in enumerate(value))
-    if isinstance(hint, type) and issubclass(hint, Record):
+        return tuple(item(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+    return convert
+
+
+def _record(cls: type[Record]) -> Converter:
+    def convert(value: Any, where: str) -> Record:
         if not isinstance(value, dict):
             raise _bad(where, "must be a map")
-        return hint.from_fields(value, where + ".")
-    return _scalar(value, hint, where, bound)
+        return cls.from_fields(value, where + ".")
+
+    return convert
 
 
-def _scalar(value: Any, hint: Any, where: str, bound: Bound | None) -> Any:
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise _bad(where, "must be a boolean")
-        return value
-    if hint in (int, float):
-        ok = isinstance(value, int) or (hint is float and isinstance(value, float))
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(where, "must be a boolean")
+    return value
+
+
+def _number(kind: type, bound: Bound | None) -> Converter:
+    low = bound.min if bound else None
+    high = bound.max if bound else None
+    what = "an integer" if kind is int else "a number"
+
+    def convert(value: Any, where: str) -> int | float:
+        ok = isinstance(value, int) or (kind is float and isinstance(value, float))
         if isinstance(value, bool) or not ok:
-            raise _bad(where, f"must be {'an integer' if hint is int else 'a number'}")
-        if bound and bound.min is not None and value < bound.min:
-            raise _bad(where, f"must be at least {bound.min:g}")
-        if bound and bound.max is not None and value > bound.max:
-            raise _bad(where, f"must be at most {bound.max:g}")
-        return hint(value)
-    if hint in (str, bytes):
-        if not isinstance(value, hint):
-            raise _bad(where, f"must be {'a string' if hint is str else 'bytes'}")
-        limit = bound.max_len if bound and bound.max_len is not None else DEFAULT_MAX_STR
+            raise _bad(where, f"must be {what}")
+        if low is not None and value < low:
+            raise _bad(where, f"must be at least {low:g}")
+        if high is not None and value > high:
+            raise _bad(where, f"must be at most {high:g}")
+        return kind(value)
+
+    return convert
+
+
+def _text(kind: type, bound: Bound | None) -> Converter:
+    limit = bound.max_len if bound and bound.max_len is not None else DEFAULT_MAX_STR
+    shortest = bound.min_len if bound else 0
+    choices = bound.choices if bound else None
+    what = "a string" if kind is str else "bytes"
+
+    def convert(value: Any, where: str) -> str | bytes:
+        if not isinstance(value, kind):
+            raise _bad(where, f"must be {what}")
         if len(value) > limit:
             raise _bad(where, f"is longer than {limit}")
-        if bound and len(value) < bound.min_len:
-            raise _bad(where, f"is shorter than {bound.min_len}")
-        if bound and bound.choices is not None and value not in bound.choices:
-            raise _bad(where, f"must be one of {', '.join(bound.choices)}")
+        if len(value) < shortest:
+            raise _bad(where, f"is shorter than {shortest}")
+        if choices is not None and value not in choices:
+            raise _bad(where, f"must be one of {', '.join(choices)}")
         return value
-    raise TypeError(f"unsupported field type {hint!r} for {where}")
+
+    return convert
