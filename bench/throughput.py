@@ -285,8 +285,8 @@ def _text(sender: str, number: int, size: int) -> str:
 
 async def _receive(client: Client, stats: UserStats, plan: Plan) -> None:
     # Consume every event, or the client's bounded queues fill and the server drops the link
-    # as a slow consumer. The sender's own copy of each message (all of a user's devices get
-    # it) is consumed too but not counted as a delivery.
+    # as a slow consumer. With --client library the stream also holds the client's own sent
+    # messages (the library adds them after each ack); those are not deliveries.
     async for event in client.events():
         if isinstance(event, MessageEvent) and event.sender != stats.name:
             stats.received.setdefault(event.conversation, []).append(event.seq)
