@@ -1,9 +1,12 @@
 """Two colleagues chat through the real server: delivery, order, offline sync, idempotency."""
 
+from dataclasses import replace
+
 import pytest
 import trio
 
 from corridor.client.client import Client
+from corridor.client.transport import running
 from corridor.protocol.errors import NotFound
 from corridor.protocol.messages import MessageEvent, PresenceEvent, Send
 
@@ -172,3 +175,28 @@ async def test_large_messages_are_paged_within_the_frame_limit(org):
             received = await next_messages(b, 40)
     assert [m.text[:2] for m in received] == [f"{i:02d}" for i in range(40)]
     assert 0 < len(history.messages) < 40 and history.messages[-1].text[:2] == "39"
+
+
+async def test_notes_to_self_reach_my_other_devices_once(org, tmp_path):
+    from corridor.client.profile import Profile
+    from corridor.protocol.messages import Login
+
+    from .helpers import PASSWORD
+
+    laptop = await org.user("alice")
+    phone = Profile(tmp_path / "alice-phone")
+    async with running(await org.raw_tls()) as channel:  # a second device: password login
+        await channel.handshake()
+        login = await channel.request(Login(user="alice", password=PASSWORD, device_name="phone"))
+    phone.save_enrollment(
+        replace(laptop.credential(), device_id=login.device_id, device_token=login.device_token), laptop.ca_pem()
+    )
+    with trio.fail_after(20):
+        async with Client.open(laptop) as a, Client.open(phone) as p:
+            ack = await a.send("alice", "buy milk")
+            (mine,) = await next_messages(a, 1)
+            (other,) = await next_messages(p, 1)
+            await a.send("alice", "and bread")
+            (second,) = await next_messages(p, 1)
+    assert (mine.seq, mine.text) == (ack.seq, "buy milk") and (other.seq, other.sender) == (ack.seq, "alice")
+    assert second.seq == ack.seq + 1

@@ -212,3 +212,18 @@ async def test_password_hashing_is_capped(data_dir, nursery, tmp_path, monkeypat
             for i in range(8):
                 burst.start_soon(attempt, i)
     assert peak == 2
+
+
+async def test_nobody_reads_a_conversation_they_are_not_in(org):
+    from corridor.client.client import Client
+    from corridor.protocol.messages import Cursor, Sync
+
+    alice, _, carol = await org.user("alice"), await org.user("bob"), await org.user("carol")
+    with trio.fail_after(20):
+        async with Client.open(alice, receive=False) as a:
+            ack = await a.send("bob", "between alice and bob")
+        async with Client.open(carol, receive=False) as c:
+            # carol names alice and bob's conversation in her cursors and asks for everything
+            snooped = await c.request(Sync(after=(Cursor(conversation=ack.conversation, seq=0),)))
+            history = await c.history("alice")
+    assert snooped.messages == () and history.messages == () and history.conversation is None
