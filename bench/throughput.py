@@ -9,7 +9,8 @@ What it does, in order:
    load generator) on CPU 1, so the two do not compete for a core.
 2. Creates N users through the admin control socket and enrolls a client profile for each
    (Argon2id makes this the slow part of the set-up; it runs a few at a time).
-3. Opens one `Client` per user (N TLS connections, all logged in and receiving), pairs them in a
+3. Opens one client per user (N TLS connections, all logged in and receiving: `--client wire`
+   speaks the protocol directly, `--client library` runs the full `Client`), pairs them in a
    ring (u0000 → u0001 → … → u0000) and runs a closed loop: each client sends, waits for the
    durable ack, sends again. After a warm-up, acks and deliveries are counted for `--seconds`.
 4. Stops sending, waits until every recipient has received every message acked to it, and
@@ -29,7 +30,8 @@ pace (the JSON's `bottleneck` says so); `server_cpu_ms_per_msg` and
 `server_capacity_estimate_msg_s` then tell what the server itself costs. `other_cpu_pct` is
 everything else that ran on the machine during the window: a run where it is high was
 disturbed. `--py-spy PREFIX` samples both processes during the window (`pip install py-spy`).
-docs/performance.md has the results and what they mean.
+docs/performance.md has the results and what they mean. The server process, enrollment, the
+wire client and CPU accounting live in `harness.py`, for the other benchmarks to reuse.
 """
 
 from __future__ import annotations
@@ -40,207 +42,42 @@ import json
 import math
 import os
 import platform
-import re
-import select
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import trio
+from harness import (
+    COMMITS,
+    ORG,
+    CpuSnapshot,
+    ServerProcess,
+    cpu_model,
+    cpu_usage,
+    enroll_all,
+    interrupt_on_sigterm,
+    latency_summary,
+    log,
+    open_wire_client,
+    py_spy_path,
+    start_profilers,
+    watchdog,
+)
 
 from corridor.client.client import Client
-from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile
-from corridor.client.tls import client_context
-from corridor.client.transport import Channel, open_unix, running
 from corridor.deploy.init import create_data_dir
-from corridor.protocol.errors import CorridorError
-from corridor.protocol.messages import Login, MessageEvent, Send, SendResult, UserAdd
-from corridor.server.net.tls_stream import TLSSocketStream
+from corridor.protocol.errors import CorridorError, single_exception
+from corridor.protocol.messages import MessageEvent
 
-ORG = "Bench Org"
-PASSWORD = "bench-password-not-secret"
-READY = re.compile(r"corridor: serving .* on 127\.0\.0\.1:(\d+) \(TLS 1\.3\)")
-COMMITS = re.compile(r"stopped; (\d+) writes in (\d+) group commits")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # A single-threaded event loop above this share of its core is saturated: the rest is the idle
 # time between bursts (acks arrive in group-commit batches), not spare capacity.
 SATURATED_PCT = 80.0
-
-
-def log(text: str) -> None:
-    """A progress line on stderr (stdout is reserved for the JSON result)."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-# -- the server process ----------------------------------------------------------------------
-
-
-class ServerProcess:
-    """`corridor serve` in a child process, optionally pinned to one CPU."""
-
-    def __init__(self, data_dir: Path, log_path: Path, cpu: int | None):
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.cpu = cpu
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self, timeout: float) -> int:
-        """Start the server and return its TLS port once it reports that it is serving."""
-        corridor = Path(sys.executable).parent / "corridor"
-        # Info level only adds set-up lines and the final "N writes in M group commits" line:
-        # nothing is logged per message, so it costs nothing in the measured phase.
-        command = [str(corridor), "serve", str(self.data_dir), "--listen", "127.0.0.1:0", "--no-advertise", "--log-level", "info"]
-        if self.cpu is not None:
-            command = ["taskset", "-c", str(self.cpu), *command]  # taskset execs: same pid
-        with open(self.log_path, "w") as log_file:
-            self.proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log_file,
-                text=True,
-                start_new_session=True,  # a Ctrl-C on the bench must not bypass our orderly stop
-            )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        match = READY.search(line)
-        if match is None:
-            raise RuntimeError(f"server did not report serving within {timeout:g} s (got {line!r}); log:\n{self.log_tail()}")
-        return int(match.group(1))
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the whole server process so far (all threads)."""
-        return _stat_cpu(Path(f"/proc/{self.pid}/stat"))
-
-    def thread_cpu_seconds(self) -> dict[int, float]:
-        """CPU time per thread id (ids, not names: trio renames a worker thread after each
-        function it runs)."""
-        totals: dict[int, float] = {}
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            try:
-                totals[int(task.name)] = _stat_cpu(task / "stat")
-            except OSError:
-                continue  # the thread ended meanwhile
-        return totals
-
-    def stop(self, timeout: float) -> int | None:
-        """SIGTERM, then wait; returns the exit code, or None if it had to be killed."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def kill(self) -> None:
-        """Kill the server if it is still running (error paths)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-
-def _stat_cpu(path: Path) -> float:
-    # Fields after the parenthesised command name (which may hold spaces): utime and stime are
-    # the 14th and 15th fields of the whole line, i.e. the 12th and 13th after ")".
-    fields = path.read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-# -- set-up: users and profiles ----------------------------------------------------------------
-
-
-async def enroll_all(
-    data_dir: Path, profiles_root: Path, names: list[str], concurrency: int, opened: list[Profile]
-) -> list[Profile]:
-    """Create every user over the control socket and enroll a profile for each, a few at a time.
-
-    `opened` collects every Profile created, so the caller can close them even after a failure."""
-    profiles: dict[str, Profile] = {}
-    limiter = trio.CapacityLimiter(concurrency)
-    stream = await open_unix(str(data_dir / "control.sock"))
-    async with running(stream) as admin:
-        await admin.handshake()
-
-        async def one(name: str) -> None:
-            async with limiter:
-                added = await admin.request(UserAdd(username=name, display_name=f"Bench {name}"))
-                profile = Profile(profiles_root / name)
-                opened.append(profile)
-                await enroll(profile, added.invite, PASSWORD, "bench")
-                profiles[name] = profile
-                if len(profiles) % 50 == 0 or len(profiles) == len(names):
-                    log(f"enrolled {len(profiles)}/{len(names)}")
-
-        async with trio.open_nursery() as nursery:
-            for name in names:
-                nursery.start_soon(one, name)
-    return [profiles[name] for name in names]
-
-
-# -- the load ----------------------------------------------------------------------------------
-
-
-class WireClient:
-    """A generator client that speaks the real protocol over the library's real TLS transport,
-    without the profile database (outbox, cursors) that `Client` keeps for durability on the
-    user's side: with it, the generator's own SQLite work — not the server — limits the run."""
-
-    def __init__(self, channel: Channel):
-        self.channel = channel
-        self._sent = 0
-
-    async def send(self, to: str, text: str) -> SendResult:
-        self._sent += 1
-        return await self.channel.request(Send(to=to, msg_id=f"w{self._sent}", text=text))
-
-    async def events(self) -> AsyncIterator:
-        async for event in self.channel.events:
-            yield event
-
-
-@asynccontextmanager
-async def open_wire_client(profile: Profile) -> AsyncIterator[WireClient]:
-    """Connect, say hello and log in with the profile's device token.
-
-    TLS (1.3, verified against the pinned CA) runs on the server's `TLSSocketStream`, whose
-    records cost less CPU than trio's SSLStream, so that one generator core can load the server.
-    """
-    cred = profile.credential()
-    tcp = await trio.open_tcp_stream(cred.host, cred.port)
-    stream = TLSSocketStream.wrap(tcp, client_context(profile.ca_pem()), server_hostname=cred.tls_host)
-    await stream.do_handshake()
-    async with running(stream) as channel:
-        await channel.handshake()
-        await channel.request(Login(user=cred.user, device_token=cred.device_token))
-        yield WireClient(channel)
 
 
 @dataclass
@@ -378,102 +215,6 @@ def verify(stats: list[UserStats]) -> dict[str, int]:
     return {"lost": lost, "duplicates": duplicates, "gaps": gaps, "out_of_order": out_of_order, "unexpected": unexpected}
 
 
-def _py_spy() -> str | None:
-    """The py-spy executable: on PATH or next to this Python (`pip install py-spy`)."""
-    beside = Path(sys.executable).parent / "py-spy"
-    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
-
-
-def _start_profilers(prefix: Path, server_pid: int, seconds: float) -> list[subprocess.Popen[bytes]]:
-    """Sample the server and this generator with py-spy during the measured window.
-
-    Writes PREFIX-server.txt and PREFIX-generator.txt (collapsed stacks: one line per stack,
-    frames separated by ';', then the sample count). Sampling pauses the processes briefly,
-    so the numbers of a profiled run are a little lower than those of a plain run."""
-    py_spy = _py_spy()
-    profilers = []
-    for role, pid in (("server", server_pid), ("generator", os.getpid())):
-        output = Path(f"{prefix}-{role}.txt")
-        command = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--rate", "200"]
-        command += ["--format", "raw", "--threads", "--output", str(output)]
-        profilers.append(
-            subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        )
-    return profilers
-
-
-def _machine_busy_seconds() -> float:
-    """CPU time all cores spent running something since boot (/proc/stat: user, nice, system,
-    irq, softirq; not idle, I/O wait, or time stolen by the hypervisor)."""
-    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in Path("/proc/stat").read_text().split()[1:8])
-    return (user + nice + system + irq + softirq) / CLK_TCK
-
-
-@dataclass(frozen=True)
-class CpuSnapshot:
-    """CPU time counters (seconds) at one instant of the trio clock."""
-
-    wall: float
-    generator: float
-    server: float
-    server_threads: dict[int, float]
-    machine: float
-
-    @classmethod
-    def take(cls, server: ServerProcess) -> CpuSnapshot:
-        """Read every counter now."""
-        return cls(
-            wall=trio.current_time(),
-            generator=time.process_time(),
-            server=server.cpu_seconds(),
-            server_threads=server.thread_cpu_seconds(),
-            machine=_machine_busy_seconds(),
-        )
-
-
-def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, server_pid: int, acked: int) -> dict[str, Any]:
-    """CPU use over the window, in % of one core and in ms per acked message."""
-    wall = after.wall - before.wall
-    server = after.server - before.server
-    generator = after.generator - before.generator
-    # The main thread is the trio event loop; the others are trio's worker threads (group
-    # commits, reads). One that exits inside the window takes its CPU time with it, so the
-    # worker figure can be a little low; threads that appear inside the window start from zero.
-    loop = after.server_threads.get(server_pid, 0.0) - before.server_threads.get(server_pid, 0.0)
-    workers = sum(cpu - before.server_threads.get(tid, 0.0) for tid, cpu in after.server_threads.items() if tid != server_pid)
-    return {
-        "generator_cpu_pct": round(100 * generator / wall, 1),
-        "server_cpu_pct": round(100 * server / wall, 1),
-        "server_threads_cpu_pct": {"event_loop": round(100 * loop / wall, 1), "worker_threads": round(100 * workers / wall, 1)},
-        "server_cpu_ms_per_msg": round(1000 * server / max(acked, 1), 3),
-        "generator_cpu_ms_per_msg": round(1000 * generator / max(acked, 1), 3),
-        # What one fully busy server core would carry at this cost per message: a linear
-        # extrapolation (bigger group commits and coalesced writes would do a bit better).
-        "server_capacity_estimate_msg_s": round(acked / max(server, 1e-9)),
-        # Everything else that ran on the machine meanwhile (other jobs, py-spy), in % of one
-        # core: a run with a high figure here was disturbed and is not comparable. /proc/stat
-        # counts in ticks, so an idle machine can come out a little below zero: clamp.
-        "other_cpu_pct": max(0.0, round(100 * (after.machine - before.machine - server - generator) / wall, 1)),
-    }
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of a non-empty ascending list."""
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def _latency_summary(latencies: list[float]) -> dict[str, float | int | None]:
-    """p50/p90/p99/max/mean in ms of an ascending list (None when there are no samples: JSON has no NaN)."""
-    if not latencies:
-        return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None, "samples": 0}
-    summary: dict[str, float | int | None] = {
-        name: round(_percentile(latencies, q), 2) for name, q in (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
-    }
-    summary.update(max=round(latencies[-1], 2), mean=round(sum(latencies) / len(latencies), 2), samples=len(latencies))
-    return summary
-
-
 async def run_load(args: argparse.Namespace, profiles: list[Profile], server: ServerProcess) -> dict[str, Any]:
     """Connect every client, run the closed loop, check deliveries; returns the measured numbers."""
     n = len(profiles)
@@ -497,7 +238,7 @@ async def run_load(args: argparse.Namespace, profiles: list[Profile], server: Se
         await trio.sleep_until(plan.t0)
         before = CpuSnapshot.take(server)
         log(f"measuring for {args.seconds:g} s")
-        profilers = _start_profilers(args.py_spy, server.pid, args.seconds) if args.py_spy else []
+        profilers = start_profilers(args.py_spy, server.pid, args.seconds) if args.py_spy else []
         await trio.sleep_until(plan.t1)
         after = CpuSnapshot.take(server)
 
@@ -520,7 +261,7 @@ async def run_load(args: argparse.Namespace, profiles: list[Profile], server: Se
         messages_acked=acked,
         messages_acked_total=sum(len(seqs) for s in stats for seqs in s.acked.values()),
         throughput_msg_s=round(acked / args.seconds, 1),
-        latency_ms=_latency_summary(latencies),
+        latency_ms=latency_summary(latencies),
         messages_delivered=delivered,
         deliveries_s=round(delivered / args.seconds, 1),
         **cpu_usage(before, after, server.pid, acked),
@@ -543,16 +284,6 @@ def _bottleneck(result: dict[str, Any]) -> str:
     return "neither CPU saturated (latency-bound: round trips and group-commit fsync waits)"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 async def _benchmark(args: argparse.Namespace, data_dir: Path, profiles_root: Path, server: ServerProcess) -> dict[str, Any]:
     opened: list[Profile] = []
     try:
@@ -567,38 +298,6 @@ async def _benchmark(args: argparse.Namespace, data_dir: Path, profiles_root: Pa
     finally:
         for profile in opened:
             profile.close()
-
-
-def _single(exc: BaseException) -> BaseException:
-    """The one exception inside nested single-member exception groups (nurseries wrap them)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
-async def _interrupt_on_sigterm() -> None:
-    # Inside trio a signal is turned into an exception in a task, so the clients unwind cleanly.
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
-        async for _ in signals:
-            raise KeyboardInterrupt
-
-
-def _watchdog(seconds: float, server: ServerProcess, dirs: list[Path]) -> threading.Timer:
-    """Last resort if the event loop itself hangs: kill the server, remove the dirs, exit 3."""
-
-    def fire() -> None:
-        print(f"bench: hard timeout of {seconds:.0f} s reached; killing the server and exiting", file=sys.stderr, flush=True)
-        try:
-            server.kill()
-        finally:
-            for path in dirs:
-                shutil.rmtree(path, ignore_errors=True)
-            os._exit(3)
-
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -644,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.clients < 2:
         raise SystemExit("--clients must be at least 2")
-    if args.py_spy and _py_spy() is None:
+    if args.py_spy and py_spy_path() is None:
         raise SystemExit("--py-spy needs py-spy: .venv/bin/pip install py-spy")
     cpus = os.cpu_count() or 1
     pin = args.taskset if args.taskset is not None else bool(shutil.which("taskset")) and cpus >= 2
@@ -660,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     profiles_root = Path(tempfile.mkdtemp(prefix="corridor-bench-profiles-", dir=profiles_parent))
     data_dir = work / "data"
     server = ServerProcess(data_dir, work / "server.log", 0 if pin else None)
-    watchdog = _watchdog(hard_timeout + 60, server, [work, profiles_root])
+    timer = watchdog(hard_timeout + 60, server, [work, profiles_root])
     try:
         create_data_dir(data_dir, ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
         port = server.start(timeout=30)
@@ -668,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
         async def bounded() -> dict[str, Any]:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_interrupt_on_sigterm)
+                nursery.start_soon(interrupt_on_sigterm)
                 with trio.fail_after(hard_timeout):
                     result = await _benchmark(args, data_dir, profiles_root, server)
                 nursery.cancel_scope.cancel()
@@ -677,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             measured = trio.run(bounded)
         except BaseException as exc:
-            inner = _single(exc)
+            inner = single_exception(exc)
             if isinstance(inner, trio.TooSlowError):
                 raise SystemExit(
                     f"bench: the run did not finish within its hard limit of {hard_timeout:.0f} s (--timeout)"
@@ -692,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"failed; server log tail:\n{server.log_tail()}")
         raise
     finally:
-        watchdog.cancel()
+        timer.cancel()
         server.kill()
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(profiles_root, ignore_errors=True)
@@ -724,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         pinned={"server_cpu": 0, "generator_cpu": 1} if pin else None,
         client_profiles_on="tmpfs" if profiles_parent == shm else str(profiles_parent or tempfile.gettempdir()),
         python=platform.python_version(),
-        machine={"cpus": cpus, "cpu_model": _cpu_model(), "platform": platform.platform()},
+        machine={"cpus": cpus, "cpu_model": cpu_model(), "platform": platform.platform()},
     )
     text = json.dumps(result, indent=2)
     print(text)
