@@ -108,6 +108,7 @@ _ENTRIES = [
     ErrorSpec("WEAK_PASSWORD", RequestError, "The new password does not meet the password policy."),
     ErrorSpec("FORBIDDEN", PermissionDenied, "Policy does not allow this action for you."),
     ErrorSpec("NO_SUCH_USER", NotFound, "No active user has that name."),
+    ErrorSpec("NO_SUCH_DEPARTMENT", NotFound, "No department has that id."),
     ErrorSpec("ALREADY_EXISTS", Conflict, "Something with that name already exists."),
     ErrorSpec("RATE_LIMITED", LimitExceeded, "Too many attempts; wait `retry_after` seconds."),
     ErrorSpec("TOO_MANY_CONNECTIONS", LimitExceeded, "This address already has the maximum number of connections."),

@@ -211,6 +211,103 @@ class UserAdd(Request):
     role: Role = "user"
 
 
+# -- directory ------------------------------------------------------------------------------
+
+DeptName = Annotated[str, Bound(min_len=1, max_len=128)]
+ProfileText = Annotated[str, Bound(max_len=256)]
+
+
+@dataclass(frozen=True)
+class Department(Record):
+    """One node of the org tree; `parent` is None for a top-level department."""
+
+    id: int
+    name: str
+    parent: int | None
+
+
+@dataclass(frozen=True)
+class Person(Record):
+    """A directory entry: who someone is and where they sit."""
+
+    user: str
+    display_name: str
+    title: str
+    departments: tuple[int, ...]
+    email: str
+    phone: str
+    extension: str
+    employee_no: str
+    manager: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class DepartmentAdded(Record):
+    id: int
+
+
+@dataclass(frozen=True)
+class DepartmentAdd(Request):
+    """Create a department under `parent` (None: top level). Admins only."""
+
+    TYPE = "department_add"
+    RESULT = DepartmentAdded
+    name: DeptName
+    parent: int | None = None
+
+
+@dataclass(frozen=True)
+class ProfileSet(Request):
+    """Change someone's directory profile; fields left out (None) stay as they are. Admins only."""
+
+    TYPE = "profile_set"
+    RESULT = Empty
+    user: UserName
+    title: ProfileText | None = None
+    email: ProfileText | None = None
+    phone: ProfileText | None = None
+    extension: ProfileText | None = None
+    employee_no: ProfileText | None = None
+    manager: Annotated[str, Bound(max_len=64)] | None = None
+    departments: Annotated[tuple[int, ...], Bound(max_items=64)] | None = None
+
+
+@dataclass(frozen=True)
+class DirectorySyncResult(Record):
+    """Everything that changed after `since`, paged: call again with `since=version` while `more`."""
+
+    version: int
+    more: bool
+    people: Annotated[tuple[Person, ...], Bound(max_items=5000)]
+    departments: Annotated[tuple[Department, ...], Bound(max_items=5000)]
+
+
+@dataclass(frozen=True)
+class DirectorySync(Request):
+    """The directory changes after version `since` (0: everything)."""
+
+    TYPE = "directory_sync"
+    RESULT = DirectorySyncResult
+    since: Seq = 0
+    limit: Annotated[int, Bound(min=1, max=5000)] = 2000
+
+
+@dataclass(frozen=True)
+class DirectorySearchResult(Record):
+    people: Annotated[tuple[Person, ...], Bound(max_items=200)]
+
+
+@dataclass(frozen=True)
+class DirectorySearch(Request):
+    """Find people by name, pinyin or initials of a Chinese name, username, title or department."""
+
+    TYPE = "directory_search"
+    RESULT = DirectorySearchResult
+    query: Annotated[str, Bound(min_len=1, max_len=100)]
+    limit: Annotated[int, Bound(min=1, max=200)] = 20
+
+
 @dataclass(frozen=True)
 class MessageEvent(ChatMessage, Event):
     """A new message in one of my conversations (also sent to my other devices)."""
@@ -226,6 +323,22 @@ class PresenceEvent(PresenceInfo, Event):
 
 
 REQUESTS: dict[str, type[Request]] = {
-    cls.TYPE: cls for cls in (Hello, Login, Enroll, Send, Sync, History, SetPresence, QueryPresence, Ping, UserAdd)
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        Login,
+        Enroll,
+        Send,
+        Sync,
+        History,
+        SetPresence,
+        QueryPresence,
+        Ping,
+        UserAdd,
+        DepartmentAdd,
+        ProfileSet,
+        DirectorySync,
+        DirectorySearch,
+    )
 }
 EVENTS: dict[str, type[Event]] = {cls.TYPE: cls for cls in (MessageEvent, PresenceEvent)}

@@ -22,7 +22,7 @@ from corridor.protocol.versions import SUPPORTED_VERSIONS
 
 from .bus import Bus
 from .config import Config
-from .features import accounts, archive, messaging, presence, session
+from .features import accounts, archive, directory, messaging, presence, session
 from .features.accounts.store import all_users
 from .features.accounts.users import UserCache
 from .net.advertise import advertise
@@ -38,7 +38,7 @@ from .storage.migrations import apply_migrations
 log = logging.getLogger("corridor.server")
 
 # Features in dependency order: migrations run in this order, and so do their tables' references.
-MIGRATIONS = (*accounts.MIGRATIONS, *archive.MIGRATIONS, *messaging.MIGRATIONS)
+MIGRATIONS = (*accounts.MIGRATIONS, *archive.MIGRATIONS, *messaging.MIGRATIONS, *directory.MIGRATIONS)
 
 
 class DataDirBusy(RuntimeError):
@@ -78,6 +78,7 @@ def build_router(services: Services) -> Router:
             accounts.feature(services),
             messaging.feature(services),
             presence.feature(services),
+            directory.feature(services),
         ]
     )
 

@@ -9,6 +9,7 @@ import trio
 from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile
 from corridor.client.transport import open_tls, open_unix, running
+from corridor.protocol.errors import single_exception
 from corridor.protocol.framing import FrameDecoder, encode_frame
 from corridor.protocol.messages import UserAdd
 from corridor.server.app import Server
@@ -19,9 +20,12 @@ PASSWORD = "correct horse battery"
 async def admin_request(data_dir: Path, message):
     """Send one request as the local admin over the control socket."""
     stream = await open_unix(str(data_dir / "control.sock"))
-    async with running(stream) as channel:
-        await channel.handshake()
-        return await channel.request(message)
+    try:
+        async with running(stream) as channel:
+            await channel.handshake()
+            return await channel.request(message)
+    except BaseExceptionGroup as group:
+        raise single_exception(group) from None
 
 
 class Org:

@@ -1,0 +1,202 @@
+"""The directory feature's SQL: departments, profiles, memberships, change log, search keys.
+
+People are the `users` rows of the accounts feature joined with their profile here; the
+directory reads those rows but writes only its own tables (the triggers in `migrations.py`
+log changes to both).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from corridor.protocol.errors import make_error
+
+from ..archive.store import append_txn
+from .search_keys import like_pattern, search_key
+
+PROFILE_FIELDS = ("title", "email", "phone", "extension", "employee_no")
+CHUNK = 500  # ids per IN (…) list, well under SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    id: int
+    user: str
+    display_name: str
+    active: bool
+    title: str
+    email: str
+    phone: str
+    extension: str
+    employee_no: str
+    manager: str
+    departments: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DepartmentRow:
+    id: int
+    name: str
+    parent: int | None
+
+
+def _chunks(ids: list[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _marks(ids: list[int]) -> str:
+    return ",".join("?" * len(ids))
+
+
+def people(conn: sqlite3.Connection, ids: list[int]) -> list[PersonRow]:
+    """Directory entries for these user ids, in the order given."""
+    found: dict[int, PersonRow] = {}
+    for chunk in _chunks(ids):
+        memberships: dict[int, list[int]] = {}
+        for user_id, department_id in conn.execute(
+            f"SELECT user_id, department_id FROM department_members WHERE user_id IN ({_marks(chunk)}) ORDER BY department_id",
+            chunk,
+        ):
+            memberships.setdefault(user_id, []).append(department_id)
+        for row in conn.execute(
+            "SELECT u.id, u.username, u.display_name, u.active, coalesce(p.title, ''), coalesce(p.email, ''),"
+            " coalesce(p.phone, ''), coalesce(p.extension, ''), coalesce(p.employee_no, ''), coalesce(m.username, '')"
+            " FROM users u LEFT JOIN profiles p ON p.user_id = u.id LEFT JOIN users m ON m.id = p.manager_id"
+            f" WHERE u.id IN ({_marks(chunk)})",
+            chunk,
+        ):
+            found[row[0]] = PersonRow(*row[:3], bool(row[3]), *row[4:], tuple(memberships.get(row[0], ())))
+    return [found[i] for i in ids if i in found]
+
+
+def departments(conn: sqlite3.Connection, ids: list[int]) -> list[DepartmentRow]:
+    """These departments, in the order given."""
+    found: dict[int, DepartmentRow] = {}
+    for chunk in _chunks(ids):
+        for row in conn.execute(f"SELECT id, name, parent_id FROM departments WHERE id IN ({_marks(chunk)})", chunk):
+            found[row[0]] = DepartmentRow(*row)
+    return [found[i] for i in ids if i in found]
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The directory's version: the latest change's number."""
+    return conn.execute("SELECT coalesce(max(version), 0) FROM directory_log").fetchone()[0]
+
+
+def changes(conn: sqlite3.Connection, since: int, limit: int) -> tuple[list[PersonRow], list[DepartmentRow], int, bool]:
+    """What changed after `since`, at most `limit` entries: (people, departments, version reached, more)."""
+    rows = conn.execute(
+        "SELECT version, kind, entity_id FROM directory_log WHERE version > ? ORDER BY version LIMIT ?", (since, limit + 1)
+    ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    # Nothing new: the current version (lower than `since` only if the database was restored from
+    # an older backup, which tells the client to sync again from 0).
+    version = rows[-1][0] if rows else current_version(conn)
+    person_ids = [entity for _, kind, entity in rows if kind == "person"]
+    department_ids = [entity for _, kind, entity in rows if kind == "department"]
+    return people(conn, person_ids), departments(conn, department_ids), version, more
+
+
+def add_department_txn(conn: sqlite3.Connection, *, name: str, parent: int | None, actor: str, now: float) -> int:
+    """Create a department; NO_SUCH_DEPARTMENT for an unknown parent, ALREADY_EXISTS for a sibling's name."""
+    if parent is not None and not conn.execute("SELECT 1 FROM departments WHERE id = ?", (parent,)).fetchone():
+        raise make_error("NO_SUCH_DEPARTMENT", f"no department {parent}")
+    try:
+        department = conn.execute(
+            "INSERT INTO departments (parent_id, name, created_at) VALUES (?, ?, ?)", (parent, name, now)
+        ).lastrowid
+    except sqlite3.IntegrityError:
+        raise make_error("ALREADY_EXISTS", f"a department named {name!r} already exists there") from None
+    append_txn(
+        conn,
+        ts=now,
+        actor=actor,
+        kind="admin",
+        conversation=None,
+        payload={"action": "department_add", "id": department, "name": name, "parent": parent},
+    )
+    return department
+
+
+def set_profile_txn(
+    conn: sqlite3.Connection,
+    *,
+    user_id: int,
+    fields: dict[str, str],
+    manager_id: int | bool | None,
+    department_ids: tuple[int, ...] | None,
+    actor: str,
+    now: float,
+) -> None:
+    """Change the given profile fields (`manager_id=False`: leave the manager as it is; None clears it)
+    and, if given, replace the user's departments. The change is archived with what it set."""
+    conn.execute("INSERT INTO profiles (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING", (user_id,))
+    changes = dict(fields)
+    if manager_id is not False:
+        changes["manager_id"] = manager_id
+    if changes:
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        conn.execute(f"UPDATE profiles SET {assignments} WHERE user_id = ?", (*changes.values(), user_id))
+    if department_ids is not None:
+        wanted = set(department_ids)
+        known = {row[0] for row in conn.execute(f"SELECT id FROM departments WHERE id IN ({_marks(list(wanted))})", list(wanted))}
+        if wanted - known:
+            raise make_error("NO_SUCH_DEPARTMENT", f"no department {sorted(wanted - known)[0]}")
+        current = {row[0] for row in conn.execute("SELECT department_id FROM department_members WHERE user_id = ?", (user_id,))}
+        conn.executemany(
+            "DELETE FROM department_members WHERE user_id = ? AND department_id = ?", [(user_id, d) for d in current - wanted]
+        )
+        conn.executemany(
+            "INSERT INTO department_members (user_id, department_id) VALUES (?, ?)", [(user_id, d) for d in wanted - current]
+        )
+        changes["departments"] = sorted(wanted)
+    append_txn(
+        conn, ts=now, actor=actor, kind="admin", conversation=None, payload={"action": "profile_set", "user": user_id, **changes}
+    )
+
+
+def stale_search_keys(conn: sqlite3.Connection) -> tuple[list[tuple[int, str, str, str, list[str]]], int]:
+    """People changed since the search keys were last refreshed, with what their key is made of,
+    and the version the keys will be current at."""
+    (since,) = conn.execute("SELECT version FROM search_state WHERE id = 1").fetchone()
+    rows = conn.execute("SELECT version, entity_id FROM directory_log WHERE kind = 'person' AND version > ?", (since,)).fetchall()
+    version = max([since, *(v for v, _ in rows)])
+    ids = [entity for _, entity in rows]
+    names: dict[int, list[str]] = {}
+    for chunk in _chunks(ids):
+        for user_id, name in conn.execute(
+            "SELECT m.user_id, d.name FROM department_members m JOIN departments d ON d.id = m.department_id"
+            f" WHERE m.user_id IN ({_marks(chunk)})",
+            chunk,
+        ):
+            names.setdefault(user_id, []).append(name)
+    found = [(p.id, p.display_name, p.user, p.title, names.get(p.id, [])) for p in people(conn, ids)]
+    return found, version
+
+
+def store_search_keys_txn(conn: sqlite3.Connection, keys: list[tuple[int, str]], version: int) -> None:
+    """Save refreshed keys and the version they are current at (never moving it back)."""
+    conn.executemany("INSERT OR REPLACE INTO search_keys (user_id, key) VALUES (?, ?)", keys)
+    conn.execute("UPDATE search_state SET version = max(version, ?) WHERE id = 1", (version,))
+
+
+def compute_keys(stale: list[tuple[int, str, str, str, list[str]]]) -> list[tuple[int, str]]:
+    """Search keys for the stale people (pure Python; run it outside any transaction)."""
+    return [(user_id, search_key(display_name, user, title, depts)) for user_id, display_name, user, title, depts in stale]
+
+
+def search(conn: sqlite3.Connection, query: str, limit: int) -> list[PersonRow]:
+    """Active people whose key contains the query, by display name."""
+    ids = [
+        row[0]
+        for row in conn.execute(
+            "SELECT k.user_id FROM search_keys k JOIN users u ON u.id = k.user_id"
+            " WHERE k.key LIKE ? ESCAPE '\\' AND u.active = 1 ORDER BY u.display_name LIMIT ?",
+            (like_pattern(query), limit),
+        )
+    ]
+    return people(conn, ids)
