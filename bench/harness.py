@@ -291,7 +291,8 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 def latency_summary(latencies: list[float]) -> dict[str, float | int | None]:
-    """p50/p90/p99/max/mean in ms of an ascending list (None when there are no samples: JSON has no NaN)."""
+    """p50/p90/p99/max/mean in ms (None when there are no samples: JSON has no NaN)."""
+    latencies = sorted(latencies)
     if not latencies:
         return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None, "samples": 0}
     summary: dict[str, float | int | None] = {

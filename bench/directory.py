@@ -1,0 +1,184 @@
+"""The org directory at company scale: a 20,000-person, 1,000-department org on a real server.
+
+What it measures (one JSON object on stdout, progress on stderr):
+
+- populating the org over the admin control socket (departments, users, profiles), with a few
+  admin connections sharing group commits;
+- a client's first, full `directory_sync`: pages, entries, frame bytes, seconds;
+- the same client's next sync when nothing changed (it must download nothing), and after one
+  profile change (it must download exactly that person);
+- the first search, which computes every person's pinyin search key, and then the latency of
+  searches by name, initials and department.
+
+Frame bytes are the encoded protocol frames (before TLS). Everything runs on 127.0.0.1 with
+`--no-advertise`, under a hard deadline, and cleans up after itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+from harness import ORG, ServerProcess, enroll_all, latency_summary, log, open_wire_client, watchdog
+
+from corridor.client.transport import open_unix, running
+from corridor.deploy.init import create_data_dir
+from corridor.protocol.framing import encode_frame
+from corridor.protocol.messages import DepartmentAdd, DirectorySearch, DirectorySync, ProfileSet, UserAdd
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
+
+
+def frame_bytes(result) -> int:
+    """Size of the result's frame on the wire, before TLS."""
+    return len(encode_frame({**result.to_fields(), "type": "result", "re": 1}, max_frame_bytes=2**31))
+
+
+def org_plan(people: int, departments: int, rng: random.Random) -> tuple[list[tuple[str, int | None]], list[tuple[str, str]]]:
+    """Departments as (name, parent index) in creation order — 10 top-level ones, 10 below each,
+    the rest below those — and people as (username, Chinese display name)."""
+    tree: list[tuple[str, int | None]] = [(f"Division {i}", None) for i in range(10)]
+    tree += [(f"Department {i}", i // 10) for i in range(min(100, departments - 10))]
+    tree += [(f"Team {i}", 10 + i % 100) for i in range(departments - len(tree))]
+    names = [
+        (f"p{i:05d}", rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.randint(1, 2)))) for i in range(people)
+    ]
+    return tree, names
+
+
+async def populate(data_dir: Path, people: int, departments: int, connections: int, rng: random.Random) -> dict:
+    """Create the org through the control socket; returns timings and the department ids."""
+    tree, names = org_plan(people, departments, rng)
+    started = time.perf_counter()
+    ids: list[int] = []
+    async with running(await open_unix(str(data_dir / "control.sock"))) as admin:
+        await admin.handshake()
+        for name, parent in tree:  # in order: a parent exists before its children
+            ids.append((await admin.request(DepartmentAdd(name=name, parent=None if parent is None else ids[parent]))).id)
+    departments_s = time.perf_counter() - started
+    leaves = ids[110:] or ids
+
+    async def worker(share: list[tuple[str, str]]) -> None:
+        async with running(await open_unix(str(data_dir / "control.sock"))) as admin:
+            await admin.handshake()
+            for user, display_name in share:
+                await admin.request(UserAdd(username=user, display_name=display_name))
+                await admin.request(
+                    ProfileSet(user=user, title=rng.choice(["Engineer", "Analyst", "Manager"]), departments=(rng.choice(leaves),))
+                )
+
+    async with trio.open_nursery() as nursery:
+        for index in range(connections):
+            nursery.start_soon(worker, names[index::connections])
+    total_s = time.perf_counter() - started
+    log(f"populated {departments} departments and {people} people in {total_s:.1f} s")
+    return {"departments_s": round(departments_s, 2), "people_s": round(total_s - departments_s, 2), "names": names}
+
+
+async def sync_all(client, since: int) -> dict:
+    """Sync from `since` until up to date; returns what it took."""
+    started = time.perf_counter()
+    pages = people = departments = size = 0
+    while True:
+        page = await client.channel.request(DirectorySync(since=since))
+        pages += 1
+        people += len(page.people)
+        departments += len(page.departments)
+        size += frame_bytes(page)
+        since = page.version
+        if not page.more:
+            break
+    return {
+        "pages": pages,
+        "people": people,
+        "departments": departments,
+        "bytes": size,
+        "seconds": round(time.perf_counter() - started, 3),
+        "version": since,
+    }
+
+
+async def measure(args: argparse.Namespace, work: Path, server: ServerProcess) -> dict:
+    rng = random.Random(args.seed)
+    data_dir = work / "data"
+    result: dict = {"benchmark": "directory", "people": args.people, "departments": args.departments}
+    populated = await populate(data_dir, args.people, args.departments, args.connections, rng)
+    names = populated.pop("names")
+    result["populate"] = populated
+    opened = []
+    try:
+        (profile,) = await enroll_all(data_dir, work / "profiles", ["reader"], 1, opened)
+        async with open_wire_client(profile) as client:
+            full = await sync_all(client, 0)
+            idle = await sync_all(client, full["version"])
+            async with running(await open_unix(str(data_dir / "control.sock"))) as admin:
+                await admin.handshake()
+                await admin.request(ProfileSet(user=names[0][0], title="Chief Architect"))
+            delta = await sync_all(client, idle["version"])
+            result["sync"] = {"full": full, "up_to_date": idle, "after_one_change": delta}
+            log(
+                f"full sync {full['people']} people in {full['seconds']} s ({full['bytes']} bytes); after one change: {delta['people']} person, {delta['bytes']} bytes"
+            )
+
+            started = time.perf_counter()
+            await client.channel.request(DirectorySearch(query=names[1][1]))
+            result["first_search_s"] = round(time.perf_counter() - started, 2)  # builds every search key
+            queries = []
+            for _ in range(args.searches):
+                user, display_name = rng.choice(names)
+                queries.append(rng.choice([display_name, display_name[0], "".join(p[0] for p in user), "Team 7", "manager"]))
+            latencies = []
+            for query in queries:
+                started = time.perf_counter()
+                await client.channel.request(DirectorySearch(query=query, limit=20))
+                latencies.append((time.perf_counter() - started) * 1000)
+            result["search_latency_ms"] = latency_summary(latencies)
+    finally:
+        for profile in opened:
+            profile.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the directory benchmark; prints one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--people", type=int, default=20_000, help="people in the org (default 20,000)")
+    parser.add_argument("--departments", type=int, default=1_000, help="departments (default 1,000; at least 110)")
+    parser.add_argument("--connections", type=int, default=8, help="admin connections populating the org (default 8)")
+    parser.add_argument("--searches", type=int, default=200, help="searches to time (default 200)")
+    parser.add_argument("--seed", type=int, default=4, help="random seed (names, queries)")
+    parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    parser.add_argument("--timeout", type=float, default=900, help="hard limit for the whole run in seconds")
+    args = parser.parse_args(argv)
+    if args.departments < 110:
+        parser.error("--departments must be at least 110")
+    work = Path(tempfile.mkdtemp(prefix="corridor-bench-dir-"))
+    server = ServerProcess(work / "data", work / "server.log", None)
+    timer = watchdog(args.timeout, server, [work])
+    try:
+        create_data_dir(work / "data", ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
+        server.start(timeout=60)
+        result = trio.run(measure, args, work, server)
+        result["server_exit_code"] = server.stop(timeout=60)
+    finally:
+        timer.cancel()
+        server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(result)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    ok = result["sync"]["up_to_date"]["people"] == 0 and result["sync"]["after_one_change"]["people"] == 1
+    return 0 if ok and result["server_exit_code"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
