@@ -51,6 +51,21 @@ def default_profile_dir() -> Path:
     return Path(os.environ.get(PROFILE_ENV) or platformdirs.user_config_dir("corridor"))
 
 
+def open_private_db(path: Path, schema: str) -> sqlite3.Connection:
+    """Open (creating it mode 0600) a profile database and apply its `schema`.
+
+    Autocommit mode: every statement commits by itself unless the caller executes `BEGIN`
+    (sqlite3's `with db:` alone does not open a transaction then). WAL and a busy timeout let
+    several commands use one profile at once."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.executescript(schema)
+    return db
+
+
 @dataclass(frozen=True)
 class Credential:
     """Where the server is, whom it must prove to be, and who we are to it."""
@@ -78,13 +93,7 @@ class Profile:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        db_path = self.path / "profile.sqlite"
-        fd = os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_private_db(self.path / "profile.sqlite", _SCHEMA)
 
     def close(self) -> None:
         """Close the profile database."""
@@ -101,21 +110,20 @@ class Profile:
         tmp = self.ca_path.with_suffix(".tmp")
         tmp.write_text(ca_pem)
         tmp.replace(self.ca_path)
-        with self._db:
-            self._db.execute("DELETE FROM credential")
-            self._db.execute(
-                "INSERT INTO credential VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    credential.host,
-                    credential.port,
-                    credential.tls_host,
-                    credential.org,
-                    credential.user,
-                    credential.device_id,
-                    credential.device_token,
-                    credential.ca_sha256,
-                ),
-            )
+        # One statement, so a crash leaves either the old credential or the new one.
+        self._db.execute(
+            "INSERT OR REPLACE INTO credential VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                credential.host,
+                credential.port,
+                credential.tls_host,
+                credential.org,
+                credential.user,
+                credential.device_id,
+                credential.device_token,
+                credential.ca_sha256,
+            ),
+        )
 
     def credential(self) -> Credential:
         """The enrolled credential; NOT_AUTHENTICATED with advice if this profile never enrolled."""

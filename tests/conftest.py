@@ -6,6 +6,7 @@ limits except where a test shortens one on purpose (each such override says what
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from corridor.deploy.init import create_data_dir
 from corridor.server.app import Server
 from corridor.server.config import load_config
 
+from .cli_helpers import RunningServer, free_port, run
 from .helpers import Org
 
 
@@ -56,6 +58,19 @@ async def server(data_dir: Path, nursery: trio.Nursery) -> Server:
 async def org(server: Server, tmp_path: Path) -> Org:
     """Helpers to create enrolled users on the running server."""
     return Org(server, tmp_path)
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """`corridor init` + `corridor serve` as real processes on a free loopback port; yields the
+    data dir, the `init --json` result and the RunningServer (killed at the end if still up)."""
+    data = tmp_path / "data"
+    port = free_port()
+    init = run("init", str(data), "--org", "CLI Org", "--listen", f"127.0.0.1:{port}", "--json")
+    assert init.returncode == 0, init.stderr
+    server = RunningServer(data, "--no-advertise")
+    yield data, json.loads(init.stdout), server
+    server.kill()
 
 
 @pytest.fixture(autouse=True)

@@ -2,55 +2,10 @@
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-CORRIDOR = str(Path(sys.executable).parent / "corridor")
-
-
-def run(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([CORRIDOR, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RunningServer:
-    def __init__(self, data: Path, *extra: str):
-        self.process = subprocess.Popen(
-            [CORRIDOR, "serve", str(data), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.ready = self.process.stdout.readline()
-        assert "serving" in self.ready, self.process.stderr.read()
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=20)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-@pytest.fixture
-def served(tmp_path):
-    """`corridor init` + `corridor serve` on a free loopback port, stopped with SIGTERM."""
-    data = tmp_path / "data"
-    port = free_port()
-    init = run("init", str(data), "--org", "CLI Org", "--listen", f"127.0.0.1:{port}", "--json")
-    assert init.returncode == 0, init.stderr
-    server = RunningServer(data, "--no-advertise")
-    yield data, json.loads(init.stdout), server
-    server.kill()
+from .cli_helpers import RunningServer, free_port, run
 
 
 def test_two_people_chat_with_the_cli(served, tmp_path):
@@ -192,7 +147,7 @@ def test_discover_finds_the_server_on_loopback(tmp_path):
 def test_help_lists_every_command():
     result = run("--help")
     assert result.returncode == 0
-    for command in ("init", "serve", "enroll", "send", "listen", "history", "presence", "discover", "admin"):
+    for command in ("init", "serve", "enroll", "send", "listen", "history", "presence", "directory", "discover", "admin"):
         assert command in result.stdout
 
 

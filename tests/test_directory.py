@@ -20,7 +20,9 @@ async def org_chart(org):
     sales = (await admin_request(data, DepartmentAdd(name="Sales", parent=company))).id
     for user, name in [("zhangsan", "张三"), ("lisi", "李四"), ("wangwu", "Wang Wu")]:
         await admin_request(data, UserAdd(username=user, display_name=name))
-    await admin_request(data, ProfileSet(user="zhangsan", title="Platform Engineer", departments=(platform,), phone="+86 10 1234"))
+    await admin_request(
+        data, ProfileSet(user="zhangsan", title="Platform Engineer", departments=(platform,), phone="+86 10 1234")
+    )
     await admin_request(data, ProfileSet(user="lisi", title="Team Lead", departments=(platform,)))
     await admin_request(data, ProfileSet(user="wangwu", title="Account Manager", departments=(sales,), manager="lisi"))
     return {"company": company, "engineering": engineering, "platform": platform, "sales": sales}
@@ -109,3 +111,18 @@ async def test_directory_changes_are_archived(org, server):
     archived = await server.services.db.read(lambda c: entries(c))
     actions = [e.payload["action"] for e in archived if e.kind == "admin"]
     assert actions.count("department_add") == 4 and actions.count("profile_set") == 3
+
+
+async def test_blank_names_empty_queries_and_self_management_are_refused(org):
+    from corridor.protocol.errors import RequestError
+
+    employee = await org.user("employee")
+    await org_chart(org)
+    for request in [DepartmentAdd(name="   "), ProfileSet(user="lisi", manager="lisi")]:
+        with pytest.raises(RequestError) as info:
+            await admin_request(org.data_dir, request)
+        assert info.value.code == "BAD_MESSAGE"
+    with trio.fail_after(10):
+        async with Client.open(employee, receive=False) as client:
+            with pytest.raises(RequestError, match="empty"):
+                await client.request(DirectorySearch(query="  "))

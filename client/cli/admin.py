@@ -1,20 +1,25 @@
 """`corridor admin --data DIR …`: administration through the running server's control socket.
 
 The socket (DIR/control.sock, mode 0600) speaks the same protocol as TLS clients; the server
-treats whoever can open it as the local admin, the same trust as reading the data dir.
+treats whoever can open it as the local admin, the same trust as reading the data dir. Every
+admin command is one request: it builds the request from its arguments and describes the result.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from corridor.protocol.errors import CorridorError, make_error, single_exception
-from corridor.protocol.messages import ROLES, UserAdd
+from corridor.protocol.messages import ROLES, DepartmentAdd, ProfileSet, Request, UserAdd
+from corridor.protocol.schema import Record
 
 from ..transport import open_unix, running
 from .output import EXIT_OK, emit, report
@@ -22,35 +27,91 @@ from .output import EXIT_OK, emit, report
 DATA_ENV = "CORRIDOR_DATA"
 ADMIN_TIMEOUT = 30.0
 
+# What a command prints for its result: the `--json` object and the human text.
+Description = tuple[dict[str, Any], str]
 
-async def _user_add(args: argparse.Namespace) -> int:
-    stream = await open_unix(str(args.data / "control.sock"))
+
+async def _request(data: Path, message: Request) -> Record:
+    """Send one request as the local admin and return its result (typed errors raised)."""
+    stream = await open_unix(str(data / "control.sock"))
     try:
         async with running(stream) as channel:
             with trio.fail_after(ADMIN_TIMEOUT):
                 await channel.handshake()
-                result = await channel.request(UserAdd(username=args.username, display_name=args.name, role=args.role))
+                return await channel.request(message)
     except BaseExceptionGroup as group:
         raise single_exception(group) from None
     except trio.TooSlowError:
         raise make_error("CONNECTION_LOST", f"the server did not answer within {ADMIN_TIMEOUT:g} s") from None
-    expires = dt.datetime.fromtimestamp(result.expires).strftime("%Y-%m-%d %H:%M")
-    emit(
-        {"ok": True, "user": result.user, "role": args.role, "invite": result.invite, "expires": result.expires},
-        args.json,
-        f"Created {result.user} ({args.name}, {args.role}). One-time invite, valid until {expires}:\n  {result.invite}",
-    )
-    return EXIT_OK
 
 
-def _run(body):
+def _command(
+    build: Callable[[argparse.Namespace], Request], describe: Callable[[Any, Any], Description]
+) -> Callable[[argparse.Namespace], int]:
+    """An admin command: build its request, send it, print `describe(request, result)`."""
+
     def run(args: argparse.Namespace) -> int:
         try:
-            return trio.run(body, args)
+            request = build(args)
+            result = trio.run(_request, args.data, request)
         except CorridorError as exc:
             return report("admin", exc, args.json)
+        data, text = describe(request, result)
+        emit(data, args.json, text)
+        return EXIT_OK
 
     return run
+
+
+# -- user add -------------------------------------------------------------------------------
+
+
+def _user_add(args: argparse.Namespace) -> UserAdd:
+    return UserAdd(username=args.username, display_name=args.name, role=args.role)
+
+
+def _user_added(request: UserAdd, result: Record) -> Description:
+    expires = dt.datetime.fromtimestamp(result.expires).strftime("%Y-%m-%d %H:%M")
+    return (
+        {"ok": True, "user": result.user, "role": request.role, "invite": result.invite, "expires": result.expires},
+        f"Created {result.user} ({request.display_name}, {request.role}). One-time invite, valid until {expires}:\n  {result.invite}",
+    )
+
+
+# -- user set -------------------------------------------------------------------------------
+
+_PROFILE_OPTIONS = ("title", "email", "phone", "extension", "employee_no", "manager")
+
+
+def _user_set(args: argparse.Namespace) -> ProfileSet:
+    changes: dict[str, Any] = {name: getattr(args, name) for name in _PROFILE_OPTIONS if getattr(args, name) is not None}
+    if args.department is not None:
+        changes["departments"] = tuple(args.department)
+    if not changes:
+        raise make_error("BAD_MESSAGE", "nothing to change: give at least one option (see 'corridor admin user set --help')")
+    return ProfileSet(user=args.username, **changes)
+
+
+def _user_updated(request: ProfileSet, result: Record) -> Description:
+    user = request.user.lower()
+    changes = {name: value for name, value in request.to_fields().items() if name != "user" and value is not None}
+    listed = ", ".join(f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in changes.items())
+    return {"ok": True, "user": user, **changes}, f"Updated {user}: {listed}"
+
+
+# -- department add -------------------------------------------------------------------------
+
+
+def _department_add(args: argparse.Namespace) -> DepartmentAdd:
+    return DepartmentAdd(name=args.name, parent=args.parent)
+
+
+def _department_added(request: DepartmentAdd, result: Record) -> Description:
+    where = "top level" if request.parent is None else f"under {request.parent}"
+    return (
+        {"ok": True, "id": result.id, "name": request.name, "parent": request.parent},
+        f"Created department {result.id}: {request.name} ({where})",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,5 +131,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("username", metavar="USER", help="login name: a-z, 0-9, '.', '_', '-'")
     add.add_argument("--name", required=True, help='display name, e.g. "Zhang San"')
     add.add_argument("--role", choices=ROLES, default="user", help="role (default: user)")
-    add.add_argument("--json", action="store_true", help="machine-readable output")
-    add.set_defaults(run=_run(_user_add))
+    add.set_defaults(run=_command(_user_add, _user_added))
+
+    edit = actions.add_parser("set", help="change someone's directory profile (options left out stay as they are)")
+    edit.add_argument("username", metavar="USER", help="whose profile")
+    edit.add_argument("--title", metavar="T", help='job title ("" clears it)')
+    edit.add_argument("--email", metavar="E", help="e-mail address")
+    edit.add_argument("--phone", metavar="P", help="phone number")
+    edit.add_argument("--extension", metavar="X", help="desk phone extension")
+    edit.add_argument("--employee-no", metavar="N", help="employee number")
+    edit.add_argument("--manager", metavar="USER", help='username of their manager ("" clears it)')
+    edit.add_argument(
+        "--department",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="a department id; repeatable; the ids given replace the current list",
+    )
+    edit.set_defaults(run=_command(_user_set, _user_updated))
+
+    department = topics.add_parser("department", help="manage the org tree")
+    actions = department.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add_department = actions.add_parser("add", help="create a department and print its id")
+    add_department.add_argument("name", metavar="NAME", help='department name, e.g. "Engineering"')
+    add_department.add_argument("--parent", type=int, metavar="ID", help="the parent department's id (default: top level)")
+    add_department.set_defaults(run=_command(_department_add, _department_added))
+
+    for command in (add, edit, add_department):
+        command.add_argument("--json", action="store_true", help="machine-readable output")

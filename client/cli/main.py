@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from . import admin, commands
+from . import admin, commands, directory
 
 # name → (module with main(argv) -> int, one-line help)
 SERVER_COMMANDS = {
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, summary) in SERVER_COMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)
     commands.register(sub)
+    directory.register(sub)
     admin.register(sub)
     return parser
 

@@ -53,9 +53,12 @@ class DirectoryHandlers:
 
     async def department_add(self, session: Session, msg: DepartmentAdd) -> DepartmentAdded:
         """Create a department; archived as an admin action."""
+        name = msg.name.strip()
+        if not name:
+            raise make_error("BAD_MESSAGE", "a department needs a name")
         now, actor = self.services.clock(), session.actor.label
         department = await self.services.db.write(
-            lambda conn: store.add_department_txn(conn, name=msg.name.strip(), parent=msg.parent, actor=actor, now=now)
+            lambda conn: store.add_department_txn(conn, name=name, parent=msg.parent, actor=actor, now=now)
         )
         return DepartmentAdded(id=department)
 
@@ -65,6 +68,8 @@ class DirectoryHandlers:
         manager_id: int | bool | None = False
         if msg.manager is not None:
             manager_id = self._user(msg.manager).id if msg.manager else None
+            if manager_id == user.id:
+                raise make_error("BAD_MESSAGE", "nobody is their own manager")
         fields = {name: getattr(msg, name) for name in store.PROFILE_FIELDS if getattr(msg, name) is not None}
         now, actor = self.services.clock(), session.actor.label
         await self.services.db.write(
@@ -95,6 +100,9 @@ class DirectoryHandlers:
 
     async def directory_search(self, session: Session, msg: DirectorySearch) -> DirectorySearchResult:
         """People matching the query by name, pinyin, initials, username, title or department."""
+        query = msg.query.strip()
+        if not query:
+            raise make_error("BAD_MESSAGE", "the search query is empty")
         await self._refresh_search_keys()
-        found = await self.services.db.read(lambda conn: store.search(conn, msg.query.strip(), msg.limit))
+        found = await self.services.db.read(lambda conn: store.search(conn, query, msg.limit))
         return DirectorySearchResult(people=tuple(_person(row) for row in found))
