@@ -211,6 +211,70 @@ class UserAdd(Request):
     role: Role = "user"
 
 
+# -- account lifecycle ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserDeactivate(Request):
+    """Deactivate an account: its live sessions end at once, logins are refused, its invites are
+    revoked; its messages and archive stay. Admins only."""
+
+    TYPE = "user_deactivate"
+    RESULT = Empty
+    user: UserName
+
+
+@dataclass(frozen=True)
+class UserReactivate(Request):
+    """Let a deactivated account log in again (its devices stay revoked). Admins only."""
+
+    TYPE = "user_reactivate"
+    RESULT = Empty
+    user: UserName
+
+
+@dataclass(frozen=True)
+class InviteReissue(Request):
+    """A new one-time invite for an existing account, revoking its unused ones; redeeming it sets a
+    new password (an admin's password reset). Admins only."""
+
+    TYPE = "invite_reissue"
+    RESULT = UserAddResult
+    user: UserName
+
+
+@dataclass(frozen=True)
+class DeviceInfo(Record):
+    id: int
+    name: str
+    created: float
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class DeviceListResult(Record):
+    devices: Annotated[tuple[DeviceInfo, ...], Bound(max_items=1000)]
+
+
+@dataclass(frozen=True)
+class DeviceList(Request):
+    """The devices of a user: one's own, or anyone's for admins."""
+
+    TYPE = "device_list"
+    RESULT = DeviceListResult
+    user: UserName
+
+
+@dataclass(frozen=True)
+class DeviceRevoke(Request):
+    """Revoke one device's token; its live sessions end at once. One's own, or anyone's for admins."""
+
+    TYPE = "device_revoke"
+    RESULT = Empty
+    user: UserName
+    device_id: int
+
+
 # -- directory ------------------------------------------------------------------------------
 
 DeptName = Annotated[str, Bound(min_len=1, max_len=128)]
@@ -339,6 +403,11 @@ REQUESTS: dict[str, type[Request]] = {
         ProfileSet,
         DirectorySync,
         DirectorySearch,
+        UserDeactivate,
+        UserReactivate,
+        InviteReissue,
+        DeviceList,
+        DeviceRevoke,
     )
 }
 EVENTS: dict[str, type[Event]] = {cls.TYPE: cls for cls in (MessageEvent, PresenceEvent)}

@@ -28,7 +28,9 @@ class Router:
     def __init__(self, features: Iterable[Feature]):
         routes: dict[type[Request], Route] = {}
         actions: dict[str, frozenset[str]] = {}
+        self_service: dict[str, str] = {}
         for feature in features:
+            self_service.update(feature.self_service)
             for action, roles in feature.actions.items():
                 if action in actions:
                     raise RuntimeError(f"action {action!r} is declared twice")
@@ -43,7 +45,7 @@ class Router:
         if missing:
             raise RuntimeError(f"no route for request types: {', '.join(sorted(missing))}")
         self._routes = routes
-        self.policy = Policy(actions)
+        self.policy = Policy(actions, self_service)
 
     async def respond(
         self, session: Session, conn: Connection, request_id: int, message: Request

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from corridor.protocol.errors import CorridorError
 from corridor.protocol.messages import Event
 
 from .bus import Bus
@@ -55,11 +56,23 @@ _ids = itertools.count(1)
 class Session:
     """One live connection's identity and its way to push events."""
 
-    def __init__(self, peer: str, push: Callable[[Event], None], actor: Actor | None = None):
+    def __init__(
+        self,
+        peer: str,
+        push: Callable[[Event], None],
+        actor: Actor | None = None,
+        close: Callable[[CorridorError], None] | None = None,
+    ):
         self.id = next(_ids)
         self.peer = peer
         self.actor = actor or Actor(ANONYMOUS)
         self._push = push
+        self._close = close
+
+    def close(self, error: CorridorError) -> None:
+        """End this connection now, telling the peer why (never blocks)."""
+        if self._close is not None:
+            self._close(error)
 
     def push(self, event: Event) -> None:
         """Queue an event for this connection (never blocks; a full queue closes the connection)."""
@@ -97,6 +110,13 @@ class SessionRegistry:
         if not user_sessions:
             self._by_user.pop(session.actor.user_id, None)
         self._bus.publish("session.ended", session)
+
+    def end_sessions(self, error: CorridorError, user_id: int, device_id: int | None = None) -> int:
+        """End the live sessions of a user (or of one of their devices) at once; returns how many."""
+        ended = [s for s in self.of_user(user_id) if device_id is None or s.actor.device_id == device_id]
+        for session in ended:
+            session.close(error)
+        return len(ended)
 
     def of_user(self, user_id: int) -> list[Session]:
         """The live sessions of one user."""

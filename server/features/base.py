@@ -29,8 +29,11 @@ class Route:
 
 @dataclass(frozen=True)
 class Feature:
-    """A feature's declarations; `actions` maps each action to the roles allowed by default."""
+    """A feature's declarations: `actions` maps each action to the roles allowed by default;
+    `self_service` lets any logged-in user perform an action on themselves, naming the request
+    field that says whom it concerns (e.g. a user revoking their own device)."""
 
     name: str
     actions: dict[str, frozenset[str]] = field(default_factory=dict)
+    self_service: dict[str, str] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()

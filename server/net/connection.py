@@ -102,7 +102,7 @@ class ConnectionHandler:
         self.limits = limits
         self.tracker = tracker
         self.conn = Connection("server", limits.max_frame_bytes)
-        self.session = Session(peer, self._push, actor)
+        self.session = Session(peer, self._push, actor, close=self._fail)
         self._out_send, self._out_receive = trio.open_memory_channel[bytes](limits.outbound_queue)
         self._requests_send, self._requests_receive = trio.open_memory_channel[tuple[int, Request]](limits.max_in_flight)
         self._fatal: CorridorError | None = None

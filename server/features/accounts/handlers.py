@@ -6,7 +6,21 @@ import logging
 import re
 
 from corridor.protocol.errors import make_error
-from corridor.protocol.messages import Enroll, Login, LoginResult, UserAdd, UserAddResult
+from corridor.protocol.messages import (
+    DeviceInfo,
+    DeviceList,
+    DeviceListResult,
+    DeviceRevoke,
+    Empty,
+    Enroll,
+    InviteReissue,
+    Login,
+    LoginResult,
+    UserAdd,
+    UserAddResult,
+    UserDeactivate,
+    UserReactivate,
+)
 
 from ...services import Services
 from ...sessions import Actor, Session
@@ -118,3 +132,62 @@ class AccountHandlers:
         )
         log.info("%s added user %s (%s)", session.actor.label, user.username, user.role)
         return UserAddResult(user=user.username, invite=self.services.invite(token), expires=expires)
+
+    # -- account lifecycle ----------------------------------------------------------------
+
+    def _user(self, username: str) -> store.UserRow:
+        user = self.services.users.by_name(username.lower())
+        if user is None:
+            raise make_error("NO_SUCH_USER", f"no user '{username}'")
+        return user
+
+    async def _set_active(self, session: Session, username: str, active: bool) -> None:
+        user = self._user(username)
+        now, actor = self.services.clock(), session.actor.label
+        await self.services.db.write(
+            lambda conn: store.set_active_txn(conn, user_id=user.id, active=active, actor=actor, now=now),
+            after_commit=self.services.users.put,
+        )
+        if not active:
+            ended = self.services.sessions.end_sessions(make_error("ACCOUNT_DISABLED", "this account was deactivated"), user.id)
+            log.info("%s deactivated %s (%d live sessions ended)", actor, user.username, ended)
+
+    async def user_deactivate(self, session: Session, msg: UserDeactivate) -> Empty:
+        """Deactivate: live sessions end now, logins are refused, messages and archive stay."""
+        await self._set_active(session, msg.user, False)
+        return Empty()
+
+    async def user_reactivate(self, session: Session, msg: UserReactivate) -> Empty:
+        """Let a deactivated account log in again."""
+        await self._set_active(session, msg.user, True)
+        return Empty()
+
+    async def invite_reissue(self, session: Session, msg: InviteReissue) -> UserAddResult:
+        """A new one-time invite that replaces the unused ones (an admin's password reset)."""
+        user = self._user(msg.user)
+        if not user.active:
+            raise make_error("BAD_MESSAGE", f"'{user.username}' is deactivated; reactivate the account first")
+        token, now, actor = new_secret(), self.services.clock(), session.actor.label
+        expires = now + self.services.config.accounts.invite_ttl_hours * 3600
+        await self.services.db.write(
+            lambda conn: store.reissue_invite_txn(
+                conn, user_id=user.id, token_hash=digest(token), actor=actor, now=now, expires_at=expires
+            )
+        )
+        return UserAddResult(user=user.username, invite=self.services.invite(token), expires=expires)
+
+    async def device_list(self, session: Session, msg: DeviceList) -> DeviceListResult:
+        """A user's devices (the policy lets users see only their own)."""
+        user = self._user(msg.user)
+        found = await self.services.db.read(lambda conn: store.devices(conn, user.id))
+        return DeviceListResult(devices=tuple(DeviceInfo(id=d, name=n, created=c, revoked=r) for d, n, c, r in found))
+
+    async def device_revoke(self, session: Session, msg: DeviceRevoke) -> Empty:
+        """Revoke one device: its token stops working and its live sessions end now."""
+        user = self._user(msg.user)
+        now, actor = self.services.clock(), session.actor.label
+        await self.services.db.write(
+            lambda conn: store.revoke_device_txn(conn, user_id=user.id, device_id=msg.device_id, actor=actor, now=now)
+        )
+        self.services.sessions.end_sessions(make_error("ACCOUNT_DISABLED", "this device was revoked"), user.id, msg.device_id)
+        return Empty()

@@ -114,3 +114,54 @@ def device_for_token(conn: sqlite3.Connection, token_hash: bytes) -> tuple[int, 
         (token_hash,),
     ).fetchone()
     return (row[0], row[1]) if row else None
+
+
+def set_active_txn(conn: sqlite3.Connection, *, user_id: int, active: bool, actor: str, now: float) -> UserRow:
+    """Activate or deactivate an account (deactivating also revokes its unused invites); archived."""
+    conn.execute("UPDATE users SET active = ? WHERE id = ?", (int(active), user_id))
+    if not active:
+        revoke_invites_txn(conn, user_id, now)
+    action = "user_reactivate" if active else "user_deactivate"
+    append_txn(conn, ts=now, actor=actor, kind="admin", conversation=None, payload={"action": action, "user": user_id})
+    return _user(conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
+
+
+def revoke_invites_txn(conn: sqlite3.Connection, user_id: int, now: float) -> None:
+    """Make the user's unused invites unusable (marked as expired now)."""
+    conn.execute(
+        "UPDATE invites SET expires_at = ? WHERE user_id = ? AND used_at IS NULL AND expires_at > ?", (now, user_id, now)
+    )
+
+
+def reissue_invite_txn(
+    conn: sqlite3.Connection, *, user_id: int, token_hash: bytes, actor: str, now: float, expires_at: float
+) -> None:
+    """Replace the user's unused invites with a new one; archived."""
+    revoke_invites_txn(conn, user_id, now)
+    create_invite_txn(conn, user_id, token_hash, now, expires_at)
+    append_txn(conn, ts=now, actor=actor, kind="admin", conversation=None, payload={"action": "invite_reissue", "user": user_id})
+
+
+def devices(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, str, float, bool]]:
+    """(id, name, created, revoked) of every device the user ever registered."""
+    return [
+        (row[0], row[1], row[2], row[3] is not None)
+        for row in conn.execute("SELECT id, name, created_at, revoked_at FROM devices WHERE user_id = ? ORDER BY id", (user_id,))
+    ]
+
+
+def revoke_device_txn(conn: sqlite3.Connection, *, user_id: int, device_id: int, actor: str, now: float) -> None:
+    """Revoke one of the user's devices (NO_SUCH_DEVICE if it is not theirs); archived."""
+    found = conn.execute("SELECT revoked_at FROM devices WHERE id = ? AND user_id = ?", (device_id, user_id)).fetchone()
+    if found is None:
+        raise make_error("NO_SUCH_DEVICE", f"no device {device_id} for this user")
+    if found[0] is None:
+        conn.execute("UPDATE devices SET revoked_at = ? WHERE id = ?", (now, device_id))
+    append_txn(
+        conn,
+        ts=now,
+        actor=actor,
+        kind="admin",
+        conversation=None,
+        payload={"action": "device_revoke", "user": user_id, "device": device_id},
+    )

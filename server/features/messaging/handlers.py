@@ -59,16 +59,16 @@ class MessagingHandlers:
             bus.publish(f"user:{stored.recipient_id}", delivery)
         bus.publish("message.stored", stored)
 
-    def _active_user(self, username: str):
+    def _user(self, username: str, *, active: bool):
         user = self.services.users.by_name(username.lower())
-        if user is None or not user.active:
-            raise make_error("NO_SUCH_USER", f"no active user '{username}'")
+        if user is None or (active and not user.active):
+            raise make_error("NO_SUCH_USER", f"no {'active ' if active else ''}user '{username}'")
         return user
 
     async def send(self, session: Session, msg: Send) -> SendResult:
         """Store durably, then acknowledge; delivery happens after the commit, in commit order."""
         actor = session.actor
-        recipient = self._active_user(msg.to)
+        recipient = self._user(msg.to, active=True)
         now = self.services.clock()
         stored = await self.services.db.write(
             lambda conn: store.send_direct_txn(
@@ -94,8 +94,8 @@ class MessagingHandlers:
         return SyncResult(messages=tuple(self._chat(m) for m in found), more=more or cut)
 
     async def history(self, session: Session, msg: History) -> HistoryResult:
-        """The 1:1 conversation with one user, oldest first."""
-        peer = self._active_user(msg.with_user)
+        """The 1:1 conversation with one user, oldest first (also with someone who has left)."""
+        peer = self._user(msg.with_user, active=False)
         me = session.actor.user_id
 
         def read(conn):
