@@ -52,7 +52,7 @@ from .transport import Channel, open_tls
 log = logging.getLogger("corridor.client")
 
 RETRYABLE = frozenset({"CONNECTION_LOST", "SHUTTING_DOWN", "INTERNAL", "TOO_MANY_REQUESTS", "SLOW_CONSUMER", "TIMEOUT"})
-FATAL = frozenset({"LOGIN_FAILED", "UNTRUSTED_SERVER", "UNSUPPORTED_VERSION", "NOT_AUTHENTICATED"})
+FATAL = frozenset({"LOGIN_FAILED", "UNTRUSTED_SERVER", "UNSUPPORTED_VERSION", "NOT_AUTHENTICATED", "ACCOUNT_DISABLED"})
 SYNC_PAGE = 500
 DISCOVERY_SECONDS = 2.0
 APP_BUFFER = 1000
@@ -103,6 +103,11 @@ class Client:
                 finally:
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
+            # Giving up, the supervisor raises the fatal error and so do the application's
+            # waiting calls (events(), requests): that is one error, not several.
+            _, others = group.split(lambda exc: exc is client._fatal)
+            if others is None:
+                raise client._fatal from None
             raise single_exception(group) from None
 
     # -- connection management -------------------------------------------------------------
@@ -144,16 +149,25 @@ class Client:
         while True:
             try:
                 channel = await self._connect()
-                async with trio.open_nursery() as link:
-                    link.start_soon(channel.run)
-                    await self._log_in(channel)
-                    delay = self.backoff[0]
-                    if first:
-                        first = False
-                        task_status.started()
-                    link.start_soon(self._pinger, channel)
-                    await self._serve_link(channel)
-                    link.cancel_scope.cancel()
+                try:
+                    async with trio.open_nursery() as link:
+                        link.start_soon(channel.run)
+                        await self._log_in(channel)
+                        delay = self.backoff[0]
+                        if first:
+                            first = False
+                            task_status.started()
+                        link.start_soon(self._pinger, channel)
+                        await self._serve_link(channel)
+                        link.cancel_scope.cancel()
+                except BaseExceptionGroup as group:
+                    # A refused login or a failed sync surfaces wrapped by the nursery; unwrapped,
+                    # it takes the same backoff-or-give-up path as a failed connect.
+                    raise single_exception(group) from None
+                if channel.error is not None and channel.error.code in FATAL:
+                    # The server ended the session for good (ACCOUNT_DISABLED): reconnecting
+                    # would only be refused, and the reason would be lost as LOGIN_FAILED.
+                    raise channel.error
                 log.info("disconnected: %s", channel.error.message if channel.error else "closed")
             except CorridorError as exc:
                 if first or exc.code in FATAL:

@@ -226,7 +226,7 @@ class UserDeactivate(Request):
 
 @dataclass(frozen=True)
 class UserReactivate(Request):
-    """Let a deactivated account log in again (its devices stay revoked). Admins only."""
+    """Let a deactivated account log in again with its devices that were not revoked. Admins only."""
 
     TYPE = "user_reactivate"
     RESULT = Empty

@@ -1,5 +1,6 @@
 """Running the `corridor` command as users do: real processes against a real `corridor serve`."""
 
+import json
 import signal
 import socket
 import subprocess
@@ -11,6 +12,22 @@ CORRIDOR = str(Path(sys.executable).parent / "corridor")
 
 def run(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([CORRIDOR, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def admin(data: Path, *args: str) -> dict:
+    """`corridor admin --data DATA ARGS… --json`, which must succeed; its JSON result."""
+    result = run("admin", "--data", str(data), *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def employee(data: Path, tmp_path: Path, user: str, name: str) -> str:
+    """A new account with an enrolled profile; returns the profile dir."""
+    invite = admin(data, "user", "add", user, "--name", name)["invite"]
+    profile = str(tmp_path / f"profile-{user}")
+    enrolled = run("enroll", invite, "--password-stdin", "--profile", profile, stdin="long-enough-pw\n")
+    assert enrolled.returncode == 0, enrolled.stderr
+    return profile
 
 
 def free_port() -> int:

@@ -13,24 +13,8 @@ from corridor.client.directory import Directory, sync_directory
 from corridor.client.profile import Credential, Profile
 from corridor.protocol.messages import Department, DepartmentAdd, DirectorySyncResult, Person, ProfileSet
 
-from .cli_helpers import run
+from .cli_helpers import admin, employee, run
 from .helpers import admin_request
-
-
-def admin(data: Path, *args: str) -> dict:
-    """`corridor admin --data DATA ARGS… --json`, which must succeed; its JSON result."""
-    result = run("admin", "--data", str(data), *args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def employee(data: Path, tmp_path: Path, user: str, name: str) -> str:
-    """A new account with an enrolled profile; returns the profile dir."""
-    invite = admin(data, "user", "add", user, "--name", name)["invite"]
-    profile = str(tmp_path / f"profile-{user}")
-    enrolled = run("enroll", invite, "--password-stdin", "--profile", profile, stdin="long-enough-pw\n")
-    assert enrolled.returncode == 0, enrolled.stderr
-    return profile
 
 
 def org_chart(data: Path) -> dict[str, int]:

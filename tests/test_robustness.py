@@ -187,3 +187,20 @@ async def test_an_idle_logged_in_connection_is_closed(data_dir, nursery, tmp_pat
             assert (await peer.frame())["type"] == "result"
         assert (await peer.frame())["code"] == "TIMEOUT"
         assert await peer.frame() is None
+
+
+async def test_a_refused_reconnect_backs_off_and_retries(data_dir, nursery, tmp_path):
+    """A reconnect refused at login (here: the address's only connection slot is taken) is retried
+    with backoff, not fatal: the client gets back in once the slot is free."""
+    org = await serve_with(nursery, data_dir, tmp_path, max_connections_per_address=1)
+    bob = await org.user("bob")
+    with trio.fail_after(20):
+        async with Client.open(bob, receive=False, backoff=(0.5, 1.0)) as client:
+            await client.aclose_connection()  # bob's link drops; he waits ≥ 0.25 s before reconnecting
+            await trio.sleep(0.1)
+            squatter = RawPeer(await org.raw_tls())  # takes the only slot meanwhile
+            await squatter.hello()
+            await trio.sleep(1.0)  # bob's reconnects are refused with TOO_MANY_CONNECTIONS
+            await squatter.stream.aclose()
+            ack = await client.send("bob", "back in")
+            assert ack.seq == 1 and client.connects == 2

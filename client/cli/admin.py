@@ -18,10 +18,22 @@ from typing import Any
 import trio
 
 from corridor.protocol.errors import CorridorError, make_error, single_exception
-from corridor.protocol.messages import ROLES, DepartmentAdd, ProfileSet, Request, UserAdd
+from corridor.protocol.messages import (
+    ROLES,
+    DepartmentAdd,
+    DeviceList,
+    DeviceRevoke,
+    InviteReissue,
+    ProfileSet,
+    Request,
+    UserAdd,
+    UserDeactivate,
+    UserReactivate,
+)
 from corridor.protocol.schema import Record
 
 from ..transport import open_unix, running
+from .devices import device_fields, device_line, revoked_text
 from .output import EXIT_OK, emit, report
 
 DATA_ENV = "CORRIDOR_DATA"
@@ -70,11 +82,15 @@ def _user_add(args: argparse.Namespace) -> UserAdd:
     return UserAdd(username=args.username, display_name=args.name, role=args.role)
 
 
-def _user_added(request: UserAdd, result: Record) -> Description:
+def _invite_text(result: Record) -> str:
     expires = dt.datetime.fromtimestamp(result.expires).strftime("%Y-%m-%d %H:%M")
+    return f"One-time invite, valid until {expires}:\n  {result.invite}"
+
+
+def _user_added(request: UserAdd, result: Record) -> Description:
     return (
         {"ok": True, "user": result.user, "role": request.role, "invite": result.invite, "expires": result.expires},
-        f"Created {result.user} ({request.display_name}, {request.role}). One-time invite, valid until {expires}:\n  {result.invite}",
+        f"Created {result.user} ({request.display_name}, {request.role}). {_invite_text(result)}",
     )
 
 
@@ -97,6 +113,45 @@ def _user_updated(request: ProfileSet, result: Record) -> Description:
     changes = {name: value for name, value in request.to_fields().items() if name != "user" and value is not None}
     listed = ", ".join(f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in changes.items())
     return {"ok": True, "user": user, **changes}, f"Updated {user}: {listed}"
+
+
+# -- user deactivate / reactivate / invite ----------------------------------------------------
+
+
+def _user_deactivated(request: UserDeactivate, result: Record) -> Description:
+    user = request.user.lower()
+    return (
+        {"ok": True, "user": user, "active": False},
+        f"Deactivated {user}: signed out everywhere and cannot log in; unused invites revoked; messages and archive kept.",
+    )
+
+
+def _user_reactivated(request: UserReactivate, result: Record) -> Description:
+    user = request.user.lower()
+    text = f"Reactivated {user}: their devices that were not revoked can log in again."
+    return {"ok": True, "user": user, "active": True}, text
+
+
+def _user_invited(request: InviteReissue, result: Record) -> Description:
+    return (
+        {"ok": True, "user": result.user, "invite": result.invite, "expires": result.expires},
+        f"New invite for {result.user}; their earlier unused invites no longer work. Redeeming it sets a new password "
+        f"and registers a new device. {_invite_text(result)}",
+    )
+
+
+# -- device list / revoke -------------------------------------------------------------------
+
+
+def _devices_listed(request: DeviceList, result: Record) -> Description:
+    user = request.user.lower()
+    lines = [device_line(d) for d in result.devices] or [f"{user} has no devices (not enrolled yet)"]
+    return {"ok": True, "user": user, "devices": [device_fields(d) for d in result.devices]}, "\n".join(lines)
+
+
+def _device_revoked(request: DeviceRevoke, result: Record) -> Description:
+    user = request.user.lower()
+    return {"ok": True, "user": user, "device_id": request.device_id}, revoked_text(user, request.device_id)
 
 
 # -- department add -------------------------------------------------------------------------
@@ -150,6 +205,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     edit.set_defaults(run=_command(_user_set, _user_updated))
 
+    deactivate = actions.add_parser("deactivate", help="sign someone out everywhere and refuse their logins; their messages stay")
+    deactivate.add_argument("username", metavar="USER", help="whose account")
+    deactivate.set_defaults(run=_command(lambda args: UserDeactivate(user=args.username), _user_deactivated))
+
+    reactivate = actions.add_parser("reactivate", help="let a deactivated account log in again")
+    reactivate.add_argument("username", metavar="USER", help="whose account")
+    reactivate.set_defaults(run=_command(lambda args: UserReactivate(user=args.username), _user_reactivated))
+
+    invite = actions.add_parser(
+        "invite", help="print a new one-time invite for an existing account (password reset); earlier ones stop working"
+    )
+    invite.add_argument("username", metavar="USER", help="whose account")
+    invite.set_defaults(run=_command(lambda args: InviteReissue(user=args.username), _user_invited))
+
     department = topics.add_parser("department", help="manage the org tree")
     actions = department.add_subparsers(dest="action", metavar="ACTION", required=True)
     add_department = actions.add_parser("add", help="create a department and print its id")
@@ -157,5 +226,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_department.add_argument("--parent", type=int, metavar="ID", help="the parent department's id (default: top level)")
     add_department.set_defaults(run=_command(_department_add, _department_added))
 
-    for command in (add, edit, add_department):
+    device = topics.add_parser("device", help="see and revoke someone's enrolled devices")
+    actions = device.add_subparsers(dest="action", metavar="ACTION", required=True)
+    list_devices = actions.add_parser("list", help="someone's devices, oldest first, with their ids")
+    list_devices.add_argument("username", metavar="USER", help="whose devices")
+    list_devices.set_defaults(run=_command(lambda args: DeviceList(user=args.username), _devices_listed))
+    revoke = actions.add_parser("revoke", help="revoke one device: it is signed out at once and cannot log in again")
+    revoke.add_argument("username", metavar="USER", help="whose device")
+    revoke.add_argument("device_id", type=int, metavar="DEVICE_ID", help="the device's id, from 'device list'")
+    revoke.set_defaults(run=_command(lambda args: DeviceRevoke(user=args.username, device_id=args.device_id), _device_revoked))
+
+    for command in (add, edit, deactivate, reactivate, invite, add_department, list_devices, revoke):
         command.add_argument("--json", action="store_true", help="machine-readable output")

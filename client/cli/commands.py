@@ -24,10 +24,11 @@ from .output import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, emit, fail, report
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    # No explicit defaults here: a subcommand parser with argument_default=SUPPRESS (`devices
+    # revoke`) must be able to leave these unset, so the values given before it stay.
     parser.add_argument(
         "--profile",
         type=Path,
-        default=None,
         metavar="DIR",
         help="profile dir (default: $CORRIDOR_PROFILE or the user config dir)",
     )

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from . import admin, commands, directory
+from . import admin, commands, devices, directory
 
 # name → (module with main(argv) -> int, one-line help)
 SERVER_COMMANDS = {
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=summary, add_help=False)
     commands.register(sub)
     directory.register(sub)
+    devices.register(sub)
     admin.register(sub)
     return parser
 
