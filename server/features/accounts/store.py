@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from corridor.protocol.errors import make_error
 
-from ..archive.store import append_txn
+from ..archive.store import admin_action_txn
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,7 @@ def add_user_with_invite_txn(
     """Create an account with its one-time invite, and archive who did it."""
     user = create_user_txn(conn, username, display_name, role, now)
     create_invite_txn(conn, user.id, token_hash, now, expires_at)
-    payload = {"action": "user_add", "user": username, "display_name": display_name, "role": role}
-    append_txn(conn, ts=now, actor=actor, kind="admin", conversation=None, payload=payload)
+    admin_action_txn(conn, actor=actor, now=now, action="user_add", user=username, display_name=display_name, role=role)
     return user
 
 
@@ -122,7 +121,7 @@ def set_active_txn(conn: sqlite3.Connection, *, user_id: int, active: bool, acto
     if not active:
         revoke_invites_txn(conn, user_id, now)
     action = "user_reactivate" if active else "user_deactivate"
-    append_txn(conn, ts=now, actor=actor, kind="admin", conversation=None, payload={"action": action, "user": user_id})
+    admin_action_txn(conn, actor=actor, now=now, action=action, user=user_id)
     return _user(conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
 
 
@@ -139,7 +138,7 @@ def reissue_invite_txn(
     """Replace the user's unused invites with a new one; archived."""
     revoke_invites_txn(conn, user_id, now)
     create_invite_txn(conn, user_id, token_hash, now, expires_at)
-    append_txn(conn, ts=now, actor=actor, kind="admin", conversation=None, payload={"action": "invite_reissue", "user": user_id})
+    admin_action_txn(conn, actor=actor, now=now, action="invite_reissue", user=user_id)
 
 
 def devices(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, str, float, bool]]:
@@ -157,11 +156,4 @@ def revoke_device_txn(conn: sqlite3.Connection, *, user_id: int, device_id: int,
         raise make_error("NO_SUCH_DEVICE", f"no device {device_id} for this user")
     if found[0] is None:
         conn.execute("UPDATE devices SET revoked_at = ? WHERE id = ?", (now, device_id))
-    append_txn(
-        conn,
-        ts=now,
-        actor=actor,
-        kind="admin",
-        conversation=None,
-        payload={"action": "device_revoke", "user": user_id, "device": device_id},
-    )
+    admin_action_txn(conn, actor=actor, now=now, action="device_revoke", user=user_id, device=device_id)

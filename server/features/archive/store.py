@@ -36,6 +36,11 @@ def append_txn(conn: sqlite3.Connection, *, ts: float, actor: str, kind: str, co
     return seq
 
 
+def admin_action_txn(conn: sqlite3.Connection, *, actor: str, now: float, action: str, **details) -> int:
+    """Archive an administrative action (who, when, what it set) inside its own transaction."""
+    return append_txn(conn, ts=now, actor=actor, kind="admin", conversation=None, payload={"action": action, **details})
+
+
 def entries(conn: sqlite3.Connection, after: int = 0, limit: int = 1000) -> list[ArchiveEntry]:
     """Archive entries in chain order after `after`."""
     rows = conn.execute(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from corridor.protocol.errors import make_error
 
-from ..archive.store import append_txn
+from ..archive.store import admin_action_txn
 from .search_keys import like_pattern, search_key
 
 PROFILE_FIELDS = ("title", "email", "phone", "extension", "employee_no")
@@ -111,14 +111,7 @@ def add_department_txn(conn: sqlite3.Connection, *, name: str, parent: int | Non
         ).lastrowid
     except sqlite3.IntegrityError:
         raise make_error("ALREADY_EXISTS", f"a department named {name!r} already exists there") from None
-    append_txn(
-        conn,
-        ts=now,
-        actor=actor,
-        kind="admin",
-        conversation=None,
-        payload={"action": "department_add", "id": department, "name": name, "parent": parent},
-    )
+    admin_action_txn(conn, actor=actor, now=now, action="department_add", id=department, name=name, parent=parent)
     return department
 
 
@@ -154,9 +147,7 @@ def set_profile_txn(
             "INSERT INTO department_members (user_id, department_id) VALUES (?, ?)", [(user_id, d) for d in wanted - current]
         )
         changes["departments"] = sorted(wanted)
-    append_txn(
-        conn, ts=now, actor=actor, kind="admin", conversation=None, payload={"action": "profile_set", "user": user_id, **changes}
-    )
+    admin_action_txn(conn, actor=actor, now=now, action="profile_set", user=user_id, **changes)
 
 
 def stale_search_keys(conn: sqlite3.Connection) -> tuple[list[tuple[int, str, str, str, list[str]]], int]:
