@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import trio
 
-from corridor.protocol.errors import make_error, single_exception
+from corridor.protocol.errors import make_error
 from corridor.protocol.invites import parse_invite
 from corridor.protocol.messages import Enroll, LoginResult
 
@@ -38,8 +38,6 @@ async def enroll(profile: Profile, invite_text: str, password: str, device_name:
             with trio.fail_after(timeout):
                 await channel.handshake()
                 result = await channel.request(Enroll(token=invite.token, password=password, device_name=device_name))
-    except BaseExceptionGroup as group:
-        raise single_exception(group) from None
     except trio.TooSlowError:
         raise make_error("CONNECTION_LOST", f"{invite.host}:{invite.port} did not answer within {timeout:g} s") from None
     credential = Credential(

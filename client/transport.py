@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import trio
 
 from corridor.protocol import CLOSED, NEED_DATA, Connection, Failure, Push, Result
-from corridor.protocol.errors import CorridorError, make_error
+from corridor.protocol.errors import CorridorError, make_error, single_exception
 from corridor.protocol.messages import Event, Hello, HelloResult, Request
 from corridor.protocol.schema import Record
 from corridor.protocol.versions import SUPPORTED_VERSIONS
@@ -189,11 +189,15 @@ async def open_unix(path: str) -> trio.SocketStream:
 
 @asynccontextmanager
 async def running(stream: trio.abc.Stream) -> AsyncIterator[Channel]:
-    """A Channel over `stream` with its reader running; closed on exit."""
+    """A Channel over `stream` with its reader running; closed on exit. A single error from the
+    body or the reader comes out as itself, not wrapped in the nursery's exception group."""
     channel = Channel(stream)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(channel.run)
-        try:
-            yield channel
-        finally:
-            await channel.aclose()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(channel.run)
+            try:
+                yield channel
+            finally:
+                await channel.aclose()
+    except BaseExceptionGroup as group:
+        raise single_exception(group) from None

@@ -20,6 +20,10 @@ from .bus import Bus
 
 ANONYMOUS = "anonymous"
 LOCAL_ADMIN = "local-admin"
+# Role sets that features grant actions to: everyone with an account, and administrators
+# (including whoever holds the server's control socket).
+MEMBERS = frozenset({"user", "admin", "auditor"})
+ADMINS = frozenset({"admin", LOCAL_ADMIN})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import trio
 from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile
 from corridor.client.transport import open_tls, open_unix, running
-from corridor.protocol.errors import single_exception
 from corridor.protocol.framing import FrameDecoder, encode_frame
 from corridor.protocol.messages import UserAdd
 from corridor.server.app import Server
@@ -20,12 +19,9 @@ PASSWORD = "correct horse battery"
 async def admin_request(data_dir: Path, message):
     """Send one request as the local admin over the control socket."""
     stream = await open_unix(str(data_dir / "control.sock"))
-    try:
-        async with running(stream) as channel:
-            await channel.handshake()
-            return await channel.request(message)
-    except BaseExceptionGroup as group:
-        raise single_exception(group) from None
+    async with running(stream) as channel:
+        await channel.handshake()
+        return await channel.request(message)
 
 
 class Org:

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from corridor.protocol.errors import CorridorError, make_error, single_exception
+from corridor.protocol.errors import CorridorError, make_error
 from corridor.protocol.messages import (
     ROLES,
     DepartmentAdd,
@@ -51,8 +51,6 @@ async def _request(data: Path, message: Request) -> Record:
             with trio.fail_after(ADMIN_TIMEOUT):
                 await channel.handshake()
                 return await channel.request(message)
-    except BaseExceptionGroup as group:
-        raise single_exception(group) from None
     except trio.TooSlowError:
         raise make_error("CONNECTION_LOST", f"the server did not answer within {ADMIN_TIMEOUT:g} s") from None
 

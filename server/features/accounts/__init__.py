@@ -12,15 +12,12 @@ from corridor.protocol.messages import (
 )
 
 from ...services import Services
-from ...sessions import ANONYMOUS, LOCAL_ADMIN
+from ...sessions import ADMINS, ANONYMOUS
 from ..base import Feature, Route
 from .handlers import AccountHandlers
 from .migrations import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "feature"]
-
-
-ADMINS = frozenset({"admin", LOCAL_ADMIN})
 
 
 def feature(services: Services) -> Feature:

@@ -3,15 +3,12 @@
 from corridor.protocol.messages import DepartmentAdd, DirectorySearch, DirectorySync, ProfileSet
 
 from ...services import Services
-from ...sessions import LOCAL_ADMIN
+from ...sessions import ADMINS, LOCAL_ADMIN, MEMBERS
 from ..base import Feature, Route
 from .handlers import DirectoryHandlers
 from .migrations import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "feature"]
-
-MEMBERS = frozenset({"user", "admin", "auditor"})
-MANAGERS = frozenset({"admin", LOCAL_ADMIN})
 
 
 def feature(services: Services) -> Feature:
@@ -19,7 +16,7 @@ def feature(services: Services) -> Feature:
     handlers = DirectoryHandlers(services)
     return Feature(
         name="directory",
-        actions={"directory.read": MEMBERS | {LOCAL_ADMIN}, "directory.manage": MANAGERS},
+        actions={"directory.read": MEMBERS | {LOCAL_ADMIN}, "directory.manage": ADMINS},
         routes=(
             Route(DepartmentAdd, handlers.department_add, "directory.manage"),
             Route(ProfileSet, handlers.profile_set, "directory.manage"),

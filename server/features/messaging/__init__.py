@@ -3,13 +3,12 @@
 from corridor.protocol.messages import History, Send, Sync
 
 from ...services import Services
+from ...sessions import MEMBERS
 from ..base import Feature, Route
 from .handlers import MessagingHandlers
 from .migrations import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "feature"]
-
-MEMBERS = frozenset({"user", "admin", "auditor"})
 
 
 def feature(services: Services) -> Feature:

@@ -3,11 +3,10 @@
 from corridor.protocol.messages import QueryPresence, SetPresence
 
 from ...services import Services
+from ...sessions import MEMBERS
 from ..base import Feature, Route
 from .handlers import PresenceHandlers
 from .hub import PresenceHub
-
-MEMBERS = frozenset({"user", "admin", "auditor"})
 
 
 def feature(services: Services) -> Feature:

@@ -4,7 +4,7 @@ from corridor.protocol.messages import Empty, Hello, HelloResult, Ping
 from corridor.protocol.versions import SUPPORTED_VERSIONS, negotiate
 
 from ...services import Services
-from ...sessions import ANONYMOUS, LOCAL_ADMIN, Session
+from ...sessions import ANONYMOUS, LOCAL_ADMIN, MEMBERS, Session
 from ..base import Feature, Route
 
 SERVER_NAME = "corridor/0.1"
@@ -23,6 +23,6 @@ def feature(services: Services) -> Feature:
 
     return Feature(
         name="session",
-        actions={"session.hello": frozenset({ANONYMOUS}), "session.ping": frozenset({"user", "admin", "auditor", LOCAL_ADMIN})},
+        actions={"session.hello": frozenset({ANONYMOUS}), "session.ping": MEMBERS | {LOCAL_ADMIN}},
         routes=(Route(Hello, hello, "session.hello"), Route(Ping, ping, "session.ping")),
     )
