@@ -2,8 +2,8 @@
 
 What it measures (one JSON object on stdout, progress on stderr):
 
-- populating the org over the admin control socket (departments, users, profiles), with a few
-  admin connections sharing group commits;
+- populating the org by importing one CSV file with `corridor admin import` (a real process,
+  as an IT admin runs it), and importing the same file again (which must change nothing);
 - a client's first, full `directory_sync`: pages, entries, frame bytes, seconds;
 - the same client's next sync when nothing changed (it must download nothing), and after one
   profile change (it must download exactly that person);
@@ -17,9 +17,11 @@ Frame bytes are the encoded protocol frames (before TLS). Everything runs on 127
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +33,7 @@ from harness import ORG, ServerProcess, enroll_all, latency_summary, log, open_w
 from corridor.client.transport import open_unix, running
 from corridor.deploy.init import create_data_dir
 from corridor.protocol.framing import encode_frame
-from corridor.protocol.messages import DepartmentAdd, DirectorySearch, DirectorySync, ProfileSet, UserAdd
+from corridor.protocol.messages import DirectorySearch, DirectorySync, ProfileSet
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
@@ -54,33 +56,50 @@ def org_plan(people: int, departments: int, rng: random.Random) -> tuple[list[tu
     return tree, names
 
 
-async def populate(data_dir: Path, people: int, departments: int, connections: int, rng: random.Random) -> dict:
-    """Create the org through the control socket; returns timings and the department ids."""
+def write_org_csv(path: Path, people: int, departments: int, rng: random.Random) -> list[tuple[str, str]]:
+    """The org as the CSV an IT admin would import; returns (username, display name) of everyone."""
     tree, names = org_plan(people, departments, rng)
+    paths: list[str] = []
+    for name, parent in tree:
+        paths.append(name if parent is None else f"{paths[parent]}/{name}")
+    teams = paths[110:] or paths
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["username", "display_name", "title", "email", "departments", "manager"])
+        for index, (user, display_name) in enumerate(names):
+            manager = names[index // 20 * 20][0] if index % 20 else ""
+            title = rng.choice(["Engineer", "Analyst", "Manager"])
+            writer.writerow([user, display_name, title, f"{user}@example.com", rng.choice(teams), manager])
+        writer.writerows([["", "", "", "", p, ""] for p in paths])  # every department, even an empty one
+    return names
+
+
+def timed_import(data_dir: Path, csv_path: Path) -> dict:
+    """Run `corridor admin import` as a user would; its JSON result and the wall time."""
     started = time.perf_counter()
-    ids: list[int] = []
-    async with running(await open_unix(str(data_dir / "control.sock"))) as admin:
-        await admin.handshake()
-        for name, parent in tree:  # in order: a parent exists before its children
-            ids.append((await admin.request(DepartmentAdd(name=name, parent=None if parent is None else ids[parent]))).id)
-    departments_s = time.perf_counter() - started
-    leaves = ids[110:] or ids
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "corridor"), "admin", "--data", str(data_dir), "import", str(csv_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"import failed ({done.returncode}): {done.stderr.strip()}")
+    result = json.loads(done.stdout)
+    keys = ("created", "updated", "moved", "deactivated", "departments_created")
+    return {"seconds": round(seconds, 2), **{key: result[key] for key in keys}, "changes_listed": len(result["changes"])}
 
-    async def worker(share: list[tuple[str, str]]) -> None:
-        async with running(await open_unix(str(data_dir / "control.sock"))) as admin:
-            await admin.handshake()
-            for user, display_name in share:
-                await admin.request(UserAdd(username=user, display_name=display_name))
-                await admin.request(
-                    ProfileSet(user=user, title=rng.choice(["Engineer", "Analyst", "Manager"]), departments=(rng.choice(leaves),))
-                )
 
-    async with trio.open_nursery() as nursery:
-        for index in range(connections):
-            nursery.start_soon(worker, names[index::connections])
-    total_s = time.perf_counter() - started
-    log(f"populated {departments} departments and {people} people in {total_s:.1f} s")
-    return {"departments_s": round(departments_s, 2), "people_s": round(total_s - departments_s, 2), "names": names}
+def populate(work: Path, people: int, departments: int, rng: random.Random) -> dict:
+    """Import the org from CSV, then import the same file again."""
+    csv_path = work / "org.csv"
+    names = write_org_csv(csv_path, people, departments, rng)
+    first = timed_import(work / "data", csv_path)
+    log(f"imported {first['created']} people and {first['departments_created']} departments in {first['seconds']} s")
+    again = timed_import(work / "data", csv_path)
+    log(f"imported the same file again in {again['seconds']} s: {again['created'] + again['updated']} changes")
+    return {"csv_bytes": csv_path.stat().st_size, "import": first, "repeat_import": again, "names": names}
 
 
 async def sync_all(client, since: int) -> dict:
@@ -110,7 +129,7 @@ async def measure(args: argparse.Namespace, work: Path, server: ServerProcess) -
     rng = random.Random(args.seed)
     data_dir = work / "data"
     result: dict = {"benchmark": "directory", "people": args.people, "departments": args.departments}
-    populated = await populate(data_dir, args.people, args.departments, args.connections, rng)
+    populated = await trio.to_thread.run_sync(populate, work, args.people, args.departments, rng)
     names = populated.pop("names")
     result["populate"] = populated
     opened = []
@@ -152,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--people", type=int, default=20_000, help="people in the org (default 20,000)")
     parser.add_argument("--departments", type=int, default=1_000, help="departments (default 1,000; at least 110)")
-    parser.add_argument("--connections", type=int, default=8, help="admin connections populating the org (default 8)")
     parser.add_argument("--searches", type=int, default=200, help="searches to time (default 200)")
     parser.add_argument("--seed", type=int, default=4, help="random seed (names, queries)")
     parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
@@ -177,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(text + "\n")
     ok = result["sync"]["up_to_date"]["people"] == 0 and result["sync"]["after_one_change"]["people"] == 1
+    ok = (
+        ok
+        and result["populate"]["import"]["created"] == args.people
+        and result["populate"]["repeat_import"]["changes_listed"] == 0
+    )
     return 0 if ok and result["server_exit_code"] == 0 else 1
 
 

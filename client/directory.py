@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS state (
     ca_sha256 TEXT NOT NULL,
     version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS view (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    key TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS departments (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -131,6 +135,7 @@ class Directory:
     def _empty(self) -> None:
         self._db.execute("DELETE FROM people")
         self._db.execute("DELETE FROM departments")
+        self._db.execute("DELETE FROM view")
         self._db.execute("INSERT OR REPLACE INTO state (id, ca_sha256, version) VALUES (1, ?, 0)", (self._ca_sha256,))
 
     def reset(self) -> None:
@@ -142,9 +147,20 @@ class Directory:
         """The directory version this copy is complete up to (0: empty)."""
         return self._db.execute("SELECT version FROM state WHERE id = 1").fetchone()[0]
 
+    def view(self) -> str:
+        """What the server called the view this copy was made with (which departments policy
+        hides from this user); when it changes, the server sends everything again."""
+        row = self._db.execute("SELECT key FROM view WHERE id = 1").fetchone()
+        return row[0] if row else ""
+
     def apply(self, page: DirectorySyncResult) -> None:
         """Store one page of changes and the version it brings the copy to, atomically."""
         with self._transaction():
+            if page.reset:
+                self._empty()
+            self._db.executemany("DELETE FROM people WHERE user = ?", [(u,) for u in page.removed_people])
+            self._db.executemany("DELETE FROM departments WHERE id = ?", [(d,) for d in page.removed_departments])
+            self._db.execute("INSERT OR REPLACE INTO view (id, key) VALUES (1, ?)", (page.view,))
             self._db.executemany(
                 "INSERT OR REPLACE INTO departments (id, name, parent) VALUES (?, ?, ?)",
                 [(d.id, d.name, d.parent) for d in page.departments],
@@ -192,12 +208,15 @@ async def sync_directory(client: Client, *, page_size: int = SYNC_PAGE) -> SyncR
     Starts from the stored version, so an up-to-date copy costs one empty answer and an
     interrupted sync resumes where it stopped."""
     with Directory(client.profile) as directory:
-        since = directory.version()
+        since, view = directory.version(), directory.view()
         people = departments = pages = 0
         while True:
-            page = await client.request(DirectorySync(since=since, limit=page_size))
+            page = await client.request(DirectorySync(since=since, limit=page_size, view=view))
             pages += 1
-            if page.version < since:
+            if page.reset:
+                # The policy now shows this user other departments: the server started from 0.
+                since = 0
+            elif page.version < since:
                 # The server's directory is older than this copy (restored from a backup), so the
                 # copy may hold what no longer exists there: download everything again.
                 directory.reset()
@@ -205,13 +224,13 @@ async def sync_directory(client: Client, *, page_size: int = SYNC_PAGE) -> SyncR
                 continue
             # Up to date: nothing to store. (A page that did not advance the version while saying
             # `more` would only be repeated: stopping is all a client can do about that.)
-            if page.version > since:
+            if page.version > since or page.reset:
                 directory.apply(page)
                 people += len(page.people)
                 departments += len(page.departments)
             if page.version == since or not page.more:
                 return SyncReport(version=page.version, people=people, departments=departments, pages=pages)
-            since = page.version
+            since, view = page.version, page.view
 
 
 async def search_directory(client: Client, query: str, *, limit: int = 20) -> list[Person]:

@@ -111,6 +111,7 @@ _ENTRIES = [
     ErrorSpec("NO_SUCH_USER", NotFound, "No active user has that name."),
     ErrorSpec("NO_SUCH_DEPARTMENT", NotFound, "No department has that id."),
     ErrorSpec("NO_SUCH_DEVICE", NotFound, "That user has no such device."),
+    ErrorSpec("NO_SUCH_RULE", NotFound, "No policy rule of that kind exists for that department."),
     ErrorSpec("ALREADY_EXISTS", Conflict, "Something with that name already exists."),
     ErrorSpec("RATE_LIMITED", LimitExceeded, "Too many attempts; wait `retry_after` seconds."),
     ErrorSpec("TOO_MANY_CONNECTIONS", LimitExceeded, "This address already has the maximum number of connections."),
@@ -118,6 +119,10 @@ _ENTRIES = [
     ErrorSpec("SLOW_CONSUMER", LimitExceeded, "The client did not read fast enough; it is disconnected and should resync."),
     ErrorSpec("TIMEOUT", LimitExceeded, "A deadline passed (handshake, login or idle time)."),
     ErrorSpec("SHUTTING_DOWN", ServerUnavailable, "The server is stopping; reconnect later."),
+    ErrorSpec(
+        "REAUTHENTICATE", ServerUnavailable, "Your role changed: the session ended; log in again (clients do it by themselves)."
+    ),
+    ErrorSpec("LDAP_UNAVAILABLE", ServerUnavailable, "The configured LDAP/AD server cannot be reached or refused the bind."),
     ErrorSpec("INTERNAL", ServerUnavailable, "An unexpected server fault; it is logged, and the request may be retried."),
     # Raised by the client library itself, never sent on the wire:
     ErrorSpec("CONNECTION_LOST", ServerUnavailable, "Client side: the connection failed or closed; the client reconnects."),

@@ -19,7 +19,7 @@ Text = Annotated[str, Bound(min_len=1, max_len=32_000)]
 Seq = Annotated[int, Bound(min=0, max=2**62)]
 PRESENCE_STATES = ("online", "away", "busy", "offline")
 Status = Annotated[str, Bound(choices=PRESENCE_STATES)]
-ROLES = ("user", "admin", "auditor")
+ROLES = ("user", "dept_admin", "admin", "auditor")
 Role = Annotated[str, Bound(choices=ROLES)]
 
 
@@ -202,26 +202,37 @@ class UserAddResult(Record):
 
 @dataclass(frozen=True)
 class UserAdd(Request):
-    """Create an account and its one-time enrollment invite (admins only)."""
+    """Create an account, in `departments`, with its one-time enrollment invite. IT admins; a
+    department admin only as a plain user inside its own subtree."""
 
     TYPE = "user_add"
     RESULT = UserAddResult
     username: UserName
     display_name: DisplayName
     role: Role = "user"
+    departments: Annotated[tuple[int, ...], Bound(max_items=64)] = ()
 
 
 # -- account lifecycle ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class DeactivateResult(Record):
+    sessions_ended: int
+    handed_over: Annotated[tuple[str, ...], Bound(max_items=1000)] = ()
+
+
+@dataclass(frozen=True)
 class UserDeactivate(Request):
     """Deactivate an account: its live sessions end at once, logins are refused, its invites are
-    revoked; its messages and archive stay. Admins only."""
+    revoked; its messages and archive stay. With `handover`, the successor takes over what the
+    departing user held: their direct reports, their department-admin scope, and the policy
+    rules that name them. Admins only."""
 
     TYPE = "user_deactivate"
-    RESULT = Empty
+    RESULT = DeactivateResult
     user: UserName
+    handover: Annotated[str, Bound(max_len=64)] = ""
 
 
 @dataclass(frozen=True)
@@ -240,6 +251,41 @@ class InviteReissue(Request):
 
     TYPE = "invite_reissue"
     RESULT = UserAddResult
+    user: UserName
+
+
+@dataclass(frozen=True)
+class InviteInfo(Record):
+    user: str
+    created: float
+    expires: float
+
+
+@dataclass(frozen=True)
+class InviteListResult(Record):
+    invites: Annotated[tuple[InviteInfo, ...], Bound(max_items=100_000)]
+
+
+@dataclass(frozen=True)
+class InviteList(Request):
+    """Invites not yet redeemed and not expired, oldest first (one user's, or everyone's)."""
+
+    TYPE = "invite_list"
+    RESULT = InviteListResult
+    user: Annotated[str, Bound(max_len=64)] = ""
+
+
+@dataclass(frozen=True)
+class InviteRevokeResult(Record):
+    revoked: int
+
+
+@dataclass(frozen=True)
+class InviteRevoke(Request):
+    """Make a user's unused invites unusable at once."""
+
+    TYPE = "invite_revoke"
+    RESULT = InviteRevokeResult
     user: UserName
 
 
@@ -339,22 +385,31 @@ class ProfileSet(Request):
 
 @dataclass(frozen=True)
 class DirectorySyncResult(Record):
-    """Everything that changed after `since`, paged: call again with `since=version` while `more`."""
+    """Everything that changed after `since`, paged: call again with `since=version` and the
+    returned `view` while `more`. `removed_*` are entries the caller must drop (deleted, or now
+    hidden from them). `reset`: the caller's view changed (a policy now hides or shows other
+    departments to them), so this answer starts again from version 0 — drop the local copy first."""
 
     version: int
     more: bool
     people: Annotated[tuple[Person, ...], Bound(max_items=5000)]
     departments: Annotated[tuple[Department, ...], Bound(max_items=5000)]
+    view: str = ""
+    reset: bool = False
+    removed_people: Annotated[tuple[str, ...], Bound(max_items=5000)] = ()
+    removed_departments: Annotated[tuple[int, ...], Bound(max_items=5000)] = ()
 
 
 @dataclass(frozen=True)
 class DirectorySync(Request):
-    """The directory changes after version `since` (0: everything)."""
+    """The directory changes after version `since` (0: everything), as seen by `view` (the
+    value the last answer gave)."""
 
     TYPE = "directory_sync"
     RESULT = DirectorySyncResult
     since: Seq = 0
     limit: Annotated[int, Bound(min=1, max=5000)] = 2000
+    view: Annotated[str, Bound(max_len=128)] = ""
 
 
 @dataclass(frozen=True)
@@ -370,6 +425,195 @@ class DirectorySearch(Request):
     RESULT = DirectorySearchResult
     query: Annotated[str, Bound(min_len=1, max_len=100)]
     limit: Annotated[int, Bound(min=1, max=200)] = 20
+
+
+# -- roles and policies -----------------------------------------------------------------------
+
+POLICY_KINDS = ("hide", "restrict_messages", "group_create", "broadcast", "archive_read")
+PERMISSIONS = ("see_department", "message", "group_create", "broadcast", "archive_read")
+Subject = Annotated[str, Bound(min_len=1, max_len=80)]
+
+
+@dataclass(frozen=True)
+class RoleSet(Request):
+    """Give someone a role; a department admin also gets the departments it administers (their
+    subtrees). IT admins only."""
+
+    TYPE = "role_set"
+    RESULT = Empty
+    user: UserName
+    role: Role
+    departments: Annotated[tuple[int, ...], Bound(max_items=64)] = ()
+
+
+@dataclass(frozen=True)
+class PolicyRule(Record):
+    """One admin-set rule. `subjects` are "everyone", "user:NAME", "department:ID" (with its
+    subtree) or "role:ROLE"; `department` None means the whole organisation."""
+
+    kind: Annotated[str, Bound(choices=POLICY_KINDS)]
+    department: int | None
+    subjects: Annotated[tuple[Subject, ...], Bound(max_items=256)]
+
+
+@dataclass(frozen=True)
+class PolicySet(PolicyRule, Request):
+    """Create or replace the rule of this kind for this department. IT admins only."""
+
+    TYPE = "policy_set"
+    RESULT = Empty
+
+
+@dataclass(frozen=True)
+class PolicyRemove(Request):
+    """Remove the rule of this kind for this department. IT admins only."""
+
+    TYPE = "policy_remove"
+    RESULT = Empty
+    kind: Annotated[str, Bound(choices=POLICY_KINDS)]
+    department: int | None = None
+
+
+@dataclass(frozen=True)
+class PolicyListResult(Record):
+    rules: Annotated[tuple[PolicyRule, ...], Bound(max_items=10_000)]
+
+
+@dataclass(frozen=True)
+class PolicyList(Request):
+    """Every rule, by kind and department."""
+
+    TYPE = "policy_list"
+    RESULT = PolicyListResult
+
+
+@dataclass(frozen=True)
+class PolicyCheckResult(Record):
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class PolicyCheck(Request):
+    """Would the policy let `user` do `permission` — to `target` (a username, for "message") or
+    on `department` (None: the whole organisation)? Explains which rule decides."""
+
+    TYPE = "policy_check"
+    RESULT = PolicyCheckResult
+    user: UserName
+    permission: Annotated[str, Bound(choices=PERMISSIONS)]
+    target: Annotated[str, Bound(max_len=64)] = ""
+    department: int | None = None
+
+
+# -- the admin log ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdminLogEntry(Record):
+    """One administrative action; `details` is a JSON object: what it set, and `before` where
+    it replaced something."""
+
+    seq: int
+    ts: float
+    actor: str
+    action: str
+    details: str
+
+
+@dataclass(frozen=True)
+class AdminLogResult(Record):
+    entries: Annotated[tuple[AdminLogEntry, ...], Bound(max_items=1000)]
+    more: bool
+
+
+@dataclass(frozen=True)
+class AdminLog(Request):
+    """Administrative actions after archive entry `after`, oldest first; optionally only one
+    actor's. IT admins and auditors."""
+
+    TYPE = "admin_log"
+    RESULT = AdminLogResult
+    after: Seq = 0
+    limit: Annotated[int, Bound(min=1, max=1000)] = 200
+    actor: Annotated[str, Bound(max_len=64)] = ""
+
+
+# -- bulk import and LDAP sync ---------------------------------------------------------------
+
+DeptPath = Annotated[tuple[DeptName, ...], Bound(max_items=32)]
+
+
+@dataclass(frozen=True)
+class ImportPerson(Record):
+    """A person as an import source describes them; departments by path from the top, `manager`
+    by username, and `role` None leaves an existing user's role alone (new users get "user")."""
+
+    username: UserName
+    display_name: DisplayName
+    title: ProfileText = ""
+    email: ProfileText = ""
+    phone: ProfileText = ""
+    extension: ProfileText = ""
+    employee_no: ProfileText = ""
+    departments: Annotated[tuple[DeptPath, ...], Bound(max_items=64)] = ()
+    manager: Annotated[str, Bound(max_len=64)] = ""
+    role: Annotated[str, Bound(choices=ROLES)] | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class IssuedInvite(Record):
+    user: str
+    invite: str
+
+
+@dataclass(frozen=True)
+class ImportResult(Record):
+    """What an import or sync did (or, for a dry run, would do). `changes` lists them in words,
+    at most 5,000; `omitted` counts the rest."""
+
+    applied: bool
+    staged: int
+    created: int = 0
+    updated: int = 0
+    moved: int = 0
+    deactivated: int = 0
+    reactivated: int = 0
+    departments_created: int = 0
+    departments_removed: int = 0
+    changes: Annotated[tuple[str, ...], Bound(max_items=5000)] = ()
+    omitted: int = 0
+    warnings: Annotated[tuple[str, ...], Bound(max_items=5000)] = ()
+    invites: Annotated[tuple[IssuedInvite, ...], Bound(max_items=100_000)] = ()
+
+
+@dataclass(frozen=True)
+class DirectoryImport(Request):
+    """Stage people and departments (send as many batches as needed, on one connection), then
+    `final=True` with `total` (people plus departments in all batches) checks all of them and
+    applies them in one transaction, or with `dry_run` only reports what would change. Nothing
+    is applied if any row is bad or a batch went missing. IT admins only."""
+
+    TYPE = "directory_import"
+    RESULT = ImportResult
+    people: Annotated[tuple[ImportPerson, ...], Bound(max_items=5000)] = ()
+    departments: Annotated[tuple[DeptPath, ...], Bound(max_items=5000)] = ()
+    final: bool = False
+    total: Annotated[int, Bound(min=0, max=1_000_000)] = 0
+    dry_run: bool = False
+    invites: bool = False
+
+
+@dataclass(frozen=True)
+class LdapSync(Request):
+    """Read the LDAP/AD directory configured in `[ldap]` and apply it: create, update, move and
+    deactivate people, create and remove departments. IT admins only."""
+
+    TYPE = "ldap_sync"
+    RESULT = ImportResult
+    dry_run: bool = False
+    invites: bool = False
 
 
 @dataclass(frozen=True)
@@ -408,6 +652,16 @@ REQUESTS: dict[str, type[Request]] = {
         InviteReissue,
         DeviceList,
         DeviceRevoke,
+        InviteList,
+        InviteRevoke,
+        RoleSet,
+        PolicySet,
+        PolicyRemove,
+        PolicyList,
+        PolicyCheck,
+        AdminLog,
+        DirectoryImport,
+        LdapSync,
     )
 }
 EVENTS: dict[str, type[Event]] = {cls.TYPE: cls for cls in (MessageEvent, PresenceEvent)}

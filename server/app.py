@@ -22,13 +22,15 @@ from corridor.protocol.versions import SUPPORTED_VERSIONS
 
 from .bus import Bus
 from .config import Config
-from .features import accounts, archive, directory, messaging, presence, session
+from .features import accounts, archive, directory, messaging, policies, presence, session
 from .features.accounts.store import all_users
 from .features.accounts.users import UserCache
+from .features.policies.store import rules
 from .net.advertise import advertise
 from .net.connection import ConnectionHandler, ConnectionTracker
 from .net.listeners import bound_addresses, open_control_listener, open_tls_listeners, serve_control, serve_tls
 from .net.tls import server_context, warn_if_expiring
+from .policy import Policy
 from .router import Router
 from .services import Services
 from .sessions import LOCAL_ADMIN, Actor, SessionRegistry
@@ -38,7 +40,13 @@ from .storage.migrations import apply_migrations
 log = logging.getLogger("corridor.server")
 
 # Features in dependency order: migrations run in this order, and so do their tables' references.
-MIGRATIONS = (*accounts.MIGRATIONS, *archive.MIGRATIONS, *messaging.MIGRATIONS, *directory.MIGRATIONS)
+MIGRATIONS = (
+    *accounts.MIGRATIONS,
+    *archive.MIGRATIONS,
+    *messaging.MIGRATIONS,
+    *directory.MIGRATIONS,
+    *policies.MIGRATIONS,
+)
 
 
 class DataDirBusy(RuntimeError):
@@ -67,7 +75,15 @@ def build_services(config: Config, db: Database) -> Services:
     """The shared parts every feature gets."""
     bus = Bus()
     users = UserCache(db.write_now(all_users))
-    return Services(config=config, db=db, bus=bus, sessions=SessionRegistry(bus), users=users, ca_sha256=_ca_fingerprint(config))
+    return Services(
+        config=config,
+        db=db,
+        bus=bus,
+        sessions=SessionRegistry(bus),
+        users=users,
+        policy=Policy(db, users, db.write_now(rules)),
+        ca_sha256=_ca_fingerprint(config),
+    )
 
 
 def build_router(services: Services) -> Router:
@@ -79,7 +95,10 @@ def build_router(services: Services) -> Router:
             messaging.feature(services),
             presence.feature(services),
             directory.feature(services),
-        ]
+            policies.feature(services),
+            archive.feature(services),
+        ],
+        services.policy,
     )
 
 

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
+
+from corridor.protocol.messages import ROLES
+
 CONFIG_NAME = "corridor.toml"
 DEFAULT_PORT = 7740
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
@@ -62,6 +67,37 @@ class Accounts:
 
 
 @dataclass(frozen=True)
+class Ldap:
+    """Where to read people and departments from an LDAP directory or Active Directory.
+
+    `url` "" means LDAP sync is not configured. OUs under `users_base` become departments;
+    the `*_attribute` keys say which attribute holds which profile field ("" = not read);
+    `roles` maps a group's DN to the role its direct members get.
+    """
+
+    url: str = ""
+    ca_file: str = ""
+    bind_dn: str = ""
+    bind_password_file: str = ""
+    users_base: str = ""
+    user_filter: str = "(objectClass=inetOrgPerson)"
+    department_filter: str = "(objectClass=organizationalUnit)"
+    timeout: float = 10.0
+    username_attribute: str = "uid"
+    display_name_attribute: str = "displayName"
+    title_attribute: str = "title"
+    email_attribute: str = "mail"
+    phone_attribute: str = "telephoneNumber"
+    extension_attribute: str = ""
+    employee_no_attribute: str = "employeeNumber"
+    manager_attribute: str = "manager"
+    disabled_attribute: str = ""
+    disabled_values: tuple[str, ...] = ()
+    active_directory: bool = False
+    roles: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole server configuration, with the data dir it was read from."""
 
@@ -71,6 +107,7 @@ class Config:
     tls: Tls = field(default_factory=Tls)
     limits: Limits = field(default_factory=Limits)
     accounts: Accounts = field(default_factory=Accounts)
+    ldap: Ldap = field(default_factory=Ldap)
 
     def path(self, relative: str) -> Path:
         """A path from the config, resolved against the data dir."""
@@ -91,6 +128,7 @@ SECTIONS: dict[str, type] = {
     "tls": Tls,
     "limits": Limits,
     "accounts": Accounts,
+    "ldap": Ldap,
 }
 
 
@@ -108,6 +146,10 @@ def _check(source: str, key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{source}: key '{key}' must be a list of strings, not {value!r}")
         return tuple(value)
+    if expected is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{source}: key '{key}' must be a table of strings, not {value!r}")
+        return dict(value)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not expected:
@@ -146,7 +188,40 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
             raise ConfigError(f"{source}: key 'server.listen': {exc}") from None
     if not config.server.hostnames:
         raise ConfigError(f"{source}: key 'server.hostnames' needs at least one name")
+    _check_ldap(source, config.ldap)
     return config
+
+
+def _check_dn(source: str, key: str, dn: str) -> None:
+    try:
+        parse_dn(dn, strip=True)
+    except LDAPInvalidDnError as exc:
+        raise ConfigError(f"{source}: key '{key}' is not a valid DN ({exc}): {dn!r}") from None
+
+
+def _check_ldap(source: str, ldap: Ldap) -> None:
+    """What the section's types cannot say: a usable URL, DNs, filters and role names."""
+    for group, role in ldap.roles.items():
+        _check_dn(source, "ldap.roles", group)
+        if role not in ROLES:
+            raise ConfigError(f"{source}: key 'ldap.roles' maps {group!r} to {role!r}; roles are {', '.join(ROLES)}")
+    if not ldap.url:
+        return
+    if not ldap.url.lower().startswith(("ldap://", "ldaps://")):
+        raise ConfigError(f"{source}: key 'ldap.url' must start with ldap:// or ldaps://, not {ldap.url!r}")
+    if not ldap.users_base:
+        raise ConfigError(f"{source}: key 'ldap.users_base' is required when 'ldap.url' is set")
+    _check_dn(source, "ldap.users_base", ldap.users_base)
+    if ldap.bind_dn and not ldap.bind_password_file:
+        raise ConfigError(f"{source}: key 'ldap.bind_password_file' is required when 'ldap.bind_dn' is set")
+    for key in ("user_filter", "department_filter"):
+        value = getattr(ldap, key)
+        if not (value.startswith("(") and value.endswith(")")):
+            raise ConfigError(f"{source}: key 'ldap.{key}' must be an LDAP filter in parentheses, not {value!r}")
+    if not ldap.username_attribute:
+        raise ConfigError(f"{source}: key 'ldap.username_attribute' must not be empty")
+    if ldap.disabled_attribute and not ldap.disabled_values:
+        raise ConfigError(f"{source}: key 'ldap.disabled_values' is required when 'ldap.disabled_attribute' is set")
 
 
 def load_config(data_dir: Path) -> Config:

@@ -25,7 +25,7 @@ log = logging.getLogger("corridor.router")
 class Router:
     """Dispatches typed requests for all features."""
 
-    def __init__(self, features: Iterable[Feature]):
+    def __init__(self, features: Iterable[Feature], policy: Policy):
         routes: dict[type[Request], Route] = {}
         actions: dict[str, frozenset[str]] = {}
         self_service: dict[str, str] = {}
@@ -44,8 +44,12 @@ class Router:
         missing = [name for name, cls in REQUESTS.items() if cls not in routes]
         if missing:
             raise RuntimeError(f"no route for request types: {', '.join(sorted(missing))}")
+        policy.declare(actions, self_service)
+        unscoped = [r.request.TYPE for r in routes.values() if policy.scoped(r.action) and r.targets is None]
+        if unscoped:
+            raise RuntimeError(f"routes open to department admins must declare targets: {', '.join(sorted(unscoped))}")
         self._routes = routes
-        self.policy = Policy(actions, self_service)
+        self.policy = policy
 
     async def respond(
         self, session: Session, conn: Connection, request_id: int, message: Request
@@ -53,7 +57,7 @@ class Router:
         """Run one request; returns the bytes of its single answer and the error, if it failed."""
         route = self._routes[type(message)]
         try:
-            self.policy.require(session.actor, route.action, message)
+            await self.policy.require(session.actor, route.action, message, route.targets)
             result = await route.handler(session, message)
         except CorridorError as exc:
             return conn.send_failure(request_id, exc), exc

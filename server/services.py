@@ -1,4 +1,4 @@
-"""What the features share: config, database, bus, sessions, the user cache, and the clock."""
+"""What the features share: config, database, bus, sessions, the user cache, the policy, and the clock."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .storage.database import Database
 
 if TYPE_CHECKING:
     from .features.accounts.users import UserCache
+    from .policy import Policy
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     bus: Bus
     sessions: SessionRegistry
     users: UserCache
+    policy: Policy
     ca_sha256: str
     port: int = 0  # the bound TLS port, known once the listeners are up
     clock: Callable[[], float] = field(default=time.time)

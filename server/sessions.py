@@ -20,9 +20,12 @@ from .bus import Bus
 
 ANONYMOUS = "anonymous"
 LOCAL_ADMIN = "local-admin"
-# Role sets that features grant actions to: everyone with an account, and administrators
-# (including whoever holds the server's control socket).
-MEMBERS = frozenset({"user", "admin", "auditor"})
+DEPT_ADMIN = "dept_admin"
+# Role sets that features grant actions to: everyone with an account; those who converse
+# (auditors only look); and IT administrators (including whoever holds the server's control
+# socket). Department admins are granted actions one by one, within their subtrees.
+MEMBERS = frozenset({"user", DEPT_ADMIN, "admin", "auditor"})
+CHATTERS = MEMBERS - {"auditor"}
 ADMINS = frozenset({"admin", LOCAL_ADMIN})
 
 

@@ -51,7 +51,8 @@ def test_a_deactivated_account_is_signed_out_at_once_until_reactivated(served, t
     listener = listening(bob)
 
     started = time.monotonic()
-    assert admin(data, "user", "deactivate", "bob") == {"ok": True, "user": "bob", "active": False}
+    deactivated = admin(data, "user", "deactivate", "bob")
+    assert deactivated["ok"] and deactivated["user"] == "bob" and deactivated["active"] is False
     ends_disabled(listener, started)
     fails(3, "LOGIN_FAILED", "send", "alice", "still here?", "--profile", bob)
     fails(4, "NO_SUCH_USER", "send", "bob", "are you there?", "--profile", alice)

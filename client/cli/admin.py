@@ -1,8 +1,7 @@
-"""`corridor admin --data DIR …`: administration through the running server's control socket.
+"""`corridor admin …`: accounts, the org tree and devices (see `admin_link` for how the
+commands reach the server, `admin_policy` and `admin_import` for the other topics).
 
-The socket (DIR/control.sock, mode 0600) speaks the same protocol as TLS clients; the server
-treats whoever can open it as the local admin, the same trust as reading the data dir. Every
-admin command is one request: it builds the request from its arguments and describes the result.
+Every command here is one request: it builds the request from its arguments and describes the result.
 """
 
 from __future__ import annotations
@@ -10,14 +9,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import trio
-
-from corridor.protocol.errors import CorridorError, make_error
+from corridor.protocol.errors import make_error
 from corridor.protocol.messages import (
     ROLES,
     DepartmentAdd,
@@ -25,59 +19,21 @@ from corridor.protocol.messages import (
     DeviceRevoke,
     InviteReissue,
     ProfileSet,
-    Request,
     UserAdd,
     UserDeactivate,
     UserReactivate,
 )
 from corridor.protocol.schema import Record
 
-from ..transport import open_unix, running
+from . import admin_import, admin_policy
+from .admin_link import Description, add_link_options, admin_command
 from .devices import device_fields, device_line, revoked_text
-from .output import EXIT_OK, emit, report
-
-DATA_ENV = "CORRIDOR_DATA"
-ADMIN_TIMEOUT = 30.0
-
-# What a command prints for its result: the `--json` object and the human text.
-Description = tuple[dict[str, Any], str]
-
-
-async def _request(data: Path, message: Request) -> Record:
-    """Send one request as the local admin and return its result (typed errors raised)."""
-    stream = await open_unix(str(data / "control.sock"))
-    try:
-        async with running(stream) as channel:
-            with trio.fail_after(ADMIN_TIMEOUT):
-                await channel.handshake()
-                return await channel.request(message)
-    except trio.TooSlowError:
-        raise make_error("CONNECTION_LOST", f"the server did not answer within {ADMIN_TIMEOUT:g} s") from None
-
-
-def _command(
-    build: Callable[[argparse.Namespace], Request], describe: Callable[[Any, Any], Description]
-) -> Callable[[argparse.Namespace], int]:
-    """An admin command: build its request, send it, print `describe(request, result)`."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            request = build(args)
-            result = trio.run(_request, args.data, request)
-        except CorridorError as exc:
-            return report("admin", exc, args.json)
-        data, text = describe(request, result)
-        emit(data, args.json, text)
-        return EXIT_OK
-
-    return run
-
 
 # -- user add -------------------------------------------------------------------------------
 
 
 def _user_add(args: argparse.Namespace) -> UserAdd:
-    return UserAdd(username=args.username, display_name=args.name, role=args.role)
+    return UserAdd(username=args.username, display_name=args.name, role=args.role, departments=tuple(args.department or ()))
 
 
 def _invite_text(result: Record) -> str:
@@ -118,10 +74,14 @@ def _user_updated(request: ProfileSet, result: Record) -> Description:
 
 def _user_deactivated(request: UserDeactivate, result: Record) -> Description:
     user = request.user.lower()
-    return (
-        {"ok": True, "user": user, "active": False},
-        f"Deactivated {user}: signed out everywhere and cannot log in; unused invites revoked; messages and archive kept.",
+    text = (
+        f"Deactivated {user}: {result.sessions_ended} live session(s) ended; cannot log in; unused invites revoked; "
+        "messages and archive kept."
     )
+    if request.handover:
+        text += f"\nHanded over to {request.handover.lower()}: {', '.join(result.handed_over) or 'nothing to hand over'}"
+    data = {"ok": True, "user": user, "active": False, "sessions_ended": result.sessions_ended}
+    return {**data, "handover": request.handover.lower() or None, "handed_over": list(result.handed_over)}, text
 
 
 def _user_reactivated(request: UserReactivate, result: Record) -> Description:
@@ -169,14 +129,8 @@ def _department_added(request: DepartmentAdd, result: Record) -> Description:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `corridor admin` and its subcommands to the root parser."""
-    admin = sub.add_parser("admin", help="administer a running server from its host (control socket)")
-    admin.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get(DATA_ENV, "corridor-data")),
-        metavar="DIR",
-        help=f"the server's data dir (default: ${DATA_ENV} or ./corridor-data)",
-    )
+    admin = sub.add_parser("admin", help="administer a running server (control socket on its host, or --remote over TLS)")
+    add_link_options(admin)
     topics = admin.add_subparsers(dest="topic", metavar="TOPIC", required=True)
     user = topics.add_parser("user", help="manage accounts")
     actions = user.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -184,7 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("username", metavar="USER", help="login name: a-z, 0-9, '.', '_', '-'")
     add.add_argument("--name", required=True, help='display name, e.g. "Zhang San"')
     add.add_argument("--role", choices=ROLES, default="user", help="role (default: user)")
-    add.set_defaults(run=_command(_user_add, _user_added))
+    add.add_argument("--department", type=int, action="append", metavar="ID", help="a department to put them in; repeatable")
+    add.set_defaults(run=admin_command(_user_add, _user_added))
 
     edit = actions.add_parser("set", help="change someone's directory profile (options left out stay as they are)")
     edit.add_argument("username", metavar="USER", help="whose profile")
@@ -201,38 +156,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="a department id; repeatable; the ids given replace the current list",
     )
-    edit.set_defaults(run=_command(_user_set, _user_updated))
+    edit.set_defaults(run=admin_command(_user_set, _user_updated))
 
     deactivate = actions.add_parser("deactivate", help="sign someone out everywhere and refuse their logins; their messages stay")
     deactivate.add_argument("username", metavar="USER", help="whose account")
-    deactivate.set_defaults(run=_command(lambda args: UserDeactivate(user=args.username), _user_deactivated))
+    deactivate.add_argument(
+        "--handover", metavar="USER", help="successor who takes over their direct reports, admin scope and policy entries"
+    )
+    deactivate.set_defaults(
+        run=admin_command(lambda args: UserDeactivate(user=args.username, handover=args.handover or ""), _user_deactivated)
+    )
 
     reactivate = actions.add_parser("reactivate", help="let a deactivated account log in again")
     reactivate.add_argument("username", metavar="USER", help="whose account")
-    reactivate.set_defaults(run=_command(lambda args: UserReactivate(user=args.username), _user_reactivated))
+    reactivate.set_defaults(run=admin_command(lambda args: UserReactivate(user=args.username), _user_reactivated))
 
     invite = actions.add_parser(
         "invite", help="print a new one-time invite for an existing account (password reset); earlier ones stop working"
     )
     invite.add_argument("username", metavar="USER", help="whose account")
-    invite.set_defaults(run=_command(lambda args: InviteReissue(user=args.username), _user_invited))
+    invite.set_defaults(run=admin_command(lambda args: InviteReissue(user=args.username), _user_invited))
 
     department = topics.add_parser("department", help="manage the org tree")
     actions = department.add_subparsers(dest="action", metavar="ACTION", required=True)
     add_department = actions.add_parser("add", help="create a department and print its id")
     add_department.add_argument("name", metavar="NAME", help='department name, e.g. "Engineering"')
     add_department.add_argument("--parent", type=int, metavar="ID", help="the parent department's id (default: top level)")
-    add_department.set_defaults(run=_command(_department_add, _department_added))
+    add_department.set_defaults(run=admin_command(_department_add, _department_added))
 
     device = topics.add_parser("device", help="see and revoke someone's enrolled devices")
     actions = device.add_subparsers(dest="action", metavar="ACTION", required=True)
     list_devices = actions.add_parser("list", help="someone's devices, oldest first, with their ids")
     list_devices.add_argument("username", metavar="USER", help="whose devices")
-    list_devices.set_defaults(run=_command(lambda args: DeviceList(user=args.username), _devices_listed))
+    list_devices.set_defaults(run=admin_command(lambda args: DeviceList(user=args.username), _devices_listed))
     revoke = actions.add_parser("revoke", help="revoke one device: it is signed out at once and cannot log in again")
     revoke.add_argument("username", metavar="USER", help="whose device")
     revoke.add_argument("device_id", type=int, metavar="DEVICE_ID", help="the device's id, from 'device list'")
-    revoke.set_defaults(run=_command(lambda args: DeviceRevoke(user=args.username, device_id=args.device_id), _device_revoked))
+    revoke.set_defaults(
+        run=admin_command(lambda args: DeviceRevoke(user=args.username, device_id=args.device_id), _device_revoked)
+    )
 
-    for command in (add, edit, deactivate, reactivate, invite, add_department, list_devices, revoke):
+    more = admin_policy.register(topics) + admin_import.register(topics)
+    for command in (add, edit, deactivate, reactivate, invite, add_department, list_devices, revoke, *more):
         command.add_argument("--json", action="store_true", help="machine-readable output")

@@ -13,6 +13,7 @@ from corridor.protocol.messages import Request
 from corridor.protocol.schema import Record
 
 if TYPE_CHECKING:
+    from ..policy import TargetsOf
     from ..sessions import Session
 
 Handler = Callable[["Session", Any], Awaitable[Record]]
@@ -20,11 +21,14 @@ Handler = Callable[["Session", Any], Awaitable[Record]]
 
 @dataclass(frozen=True)
 class Route:
-    """Requests of type `request` go to `handler` after the policy allows `action`."""
+    """Requests of type `request` go to `handler` after the policy allows `action`. `targets`
+    says what a request acts on, for the rules that depend on it (department-admin scope,
+    message restrictions); routes of actions open to department admins must give it."""
 
     request: type[Request]
     handler: Handler
     action: str
+    targets: TargetsOf | None = None
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from corridor.protocol.errors import make_error
 from corridor.protocol.messages import (
+    DeactivateResult,
     DeviceInfo,
     DeviceList,
     DeviceListResult,
     DeviceRevoke,
     Empty,
     Enroll,
+    InviteInfo,
+    InviteList,
+    InviteListResult,
     InviteReissue,
+    InviteRevoke,
+    InviteRevokeResult,
     Login,
     LoginResult,
     UserAdd,
@@ -21,17 +26,18 @@ from corridor.protocol.messages import (
     UserDeactivate,
     UserReactivate,
 )
+from corridor.protocol.names import USERNAME, USERNAME_RULE
 
 from ...services import Services
 from ...sessions import Actor, Session
+from ..directory.store import handover_reports_txn, set_memberships_txn
+from ..policies.store import handover_txn, rules
 from . import store
 from .passwords import PasswordHasher
 from .throttle import LoginThrottle
 from .tokens import digest, new_secret
 
 log = logging.getLogger("corridor.auth")
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-USERNAME_RULE = "a username is 1-64 of a-z, 0-9, '.', '_', '-' and starts with a letter or digit"
 
 
 class AccountHandlers:
@@ -117,8 +123,8 @@ class AccountHandlers:
         now = self.services.clock()
         expires = now + self.services.config.accounts.invite_ttl_hours * 3600
 
-        user = await self.services.db.write(
-            lambda conn: store.add_user_with_invite_txn(
+        def txn(conn):
+            user = store.add_user_with_invite_txn(
                 conn,
                 username=username,
                 display_name=msg.display_name,
@@ -127,9 +133,12 @@ class AccountHandlers:
                 actor=session.actor.label,
                 now=now,
                 expires_at=expires,
-            ),
-            after_commit=self.services.users.put,
-        )
+                departments=msg.departments,
+            )
+            set_memberships_txn(conn, user.id, msg.departments)
+            return user
+
+        user = await self.services.db.write(txn, after_commit=self.services.users.put)
         log.info("%s added user %s (%s)", session.actor.label, user.username, user.role)
         return UserAddResult(user=user.username, invite=self.services.invite(token), expires=expires)
 
@@ -141,26 +150,61 @@ class AccountHandlers:
             raise make_error("NO_SUCH_USER", f"no user '{username}'")
         return user
 
-    async def _set_active(self, session: Session, username: str, active: bool) -> None:
-        user = self._user(username)
+    async def user_deactivate(self, session: Session, msg: UserDeactivate) -> DeactivateResult:
+        """Deactivate: live sessions end now, logins are refused, messages and archive stay; with
+        a successor, what the user held is handed over in the same transaction."""
+        user = self._user(msg.user)
+        successor = self._user(msg.handover) if msg.handover else None
+        if successor is not None and (successor.id == user.id or not successor.active):
+            raise make_error("BAD_MESSAGE", "the successor must be another, active user")
         now, actor = self.services.clock(), session.actor.label
-        await self.services.db.write(
-            lambda conn: store.set_active_txn(conn, user_id=user.id, active=active, actor=actor, now=now),
-            after_commit=self.services.users.put,
-        )
-        if not active:
-            ended = self.services.sessions.end_sessions(make_error("ACCOUNT_DISABLED", "this account was deactivated"), user.id)
-            log.info("%s deactivated %s (%d live sessions ended)", actor, user.username, ended)
 
-    async def user_deactivate(self, session: Session, msg: UserDeactivate) -> Empty:
-        """Deactivate: live sessions end now, logins are refused, messages and archive stay."""
-        await self._set_active(session, msg.user, False)
-        return Empty()
+        def txn(conn):
+            handed = []
+            if successor is not None:
+                ids = {"user_id": user.id, "successor_id": successor.id}
+                handed = handover_reports_txn(conn, **ids) + handover_txn(
+                    conn, **ids, username=user.username, successor=successor.username
+                )
+                store.record_handover_txn(
+                    conn, actor=actor, now=now, user=user.username, successor=successor.username, items=handed
+                )
+            return store.set_active_txn(conn, user_id=user.id, active=False, actor=actor, now=now), handed, rules(conn)
+
+        def committed(result):
+            self.services.users.put(result[0])
+            self.services.policy.set_rules(result[2])
+
+        row, handed, _ = await self.services.db.write(txn, after_commit=committed)
+        ended = self.services.sessions.end_sessions(make_error("ACCOUNT_DISABLED", "this account was deactivated"), user.id)
+        log.info("%s deactivated %s (%d live sessions ended)", actor, row.username, ended)
+        return DeactivateResult(sessions_ended=ended, handed_over=tuple(handed))
 
     async def user_reactivate(self, session: Session, msg: UserReactivate) -> Empty:
         """Let a deactivated account log in again."""
-        await self._set_active(session, msg.user, True)
+        user = self._user(msg.user)
+        now, actor = self.services.clock(), session.actor.label
+        await self.services.db.write(
+            lambda conn: store.set_active_txn(conn, user_id=user.id, active=True, actor=actor, now=now),
+            after_commit=self.services.users.put,
+        )
         return Empty()
+
+    async def invite_list(self, session: Session, msg: InviteList) -> InviteListResult:
+        """Pending invites (unused, unexpired)."""
+        user_id = self._user(msg.user).id if msg.user else None
+        now = self.services.clock()
+        found = await self.services.db.read(lambda conn: store.pending_invites(conn, user_id, now))
+        return InviteListResult(invites=tuple(InviteInfo(user=u, created=c, expires=e) for u, c, e in found))
+
+    async def invite_revoke(self, session: Session, msg: InviteRevoke) -> InviteRevokeResult:
+        """Revoke a user's unused invites at once."""
+        user = self._user(msg.user)
+        now, actor = self.services.clock(), session.actor.label
+        revoked = await self.services.db.write(
+            lambda conn: store.revoke_invites_by_admin_txn(conn, user_id=user.id, actor=actor, now=now)
+        )
+        return InviteRevokeResult(revoked=revoked)
 
     async def invite_reissue(self, session: Session, msg: InviteReissue) -> UserAddResult:
         """A new one-time invite that replaces the unused ones (an admin's password reset)."""

@@ -33,4 +33,10 @@ MIGRATIONS = (
         CREATE INDEX devices_user ON devices (user_id);
         """,
     ),
+    Migration(
+        "accounts.0002_source",
+        # Where an account comes from: 'local' (made here), 'csv' (bulk import) or 'ldap'. An
+        # LDAP sync deactivates only accounts it made, never local ones.
+        "ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local';",
+    ),
 )

@@ -57,11 +57,22 @@ def add_user_with_invite_txn(
     actor: str,
     now: float,
     expires_at: float,
+    departments: tuple[int, ...] = (),
 ) -> UserRow:
-    """Create an account with its one-time invite, and archive who did it."""
+    """Create an account with its one-time invite, and archive who did it (the caller places
+    the user in `departments`)."""
     user = create_user_txn(conn, username, display_name, role, now)
     create_invite_txn(conn, user.id, token_hash, now, expires_at)
-    admin_action_txn(conn, actor=actor, now=now, action="user_add", user=username, display_name=display_name, role=role)
+    admin_action_txn(
+        conn,
+        actor=actor,
+        now=now,
+        action="user_add",
+        user=username,
+        display_name=display_name,
+        role=role,
+        departments=sorted(departments),
+    )
     return user
 
 
@@ -117,19 +128,46 @@ def device_for_token(conn: sqlite3.Connection, token_hash: bytes) -> tuple[int, 
 
 def set_active_txn(conn: sqlite3.Connection, *, user_id: int, active: bool, actor: str, now: float) -> UserRow:
     """Activate or deactivate an account (deactivating also revokes its unused invites); archived."""
+    before = user_row(conn, user_id)
     conn.execute("UPDATE users SET active = ? WHERE id = ?", (int(active), user_id))
     if not active:
         revoke_invites_txn(conn, user_id, now)
     action = "user_reactivate" if active else "user_deactivate"
-    admin_action_txn(conn, actor=actor, now=now, action=action, user=user_id)
+    admin_action_txn(conn, actor=actor, now=now, action=action, user=before.username, before={"active": before.active})
+    return user_row(conn, user_id)
+
+
+def user_row(conn: sqlite3.Connection, user_id: int) -> UserRow:
+    """One user as it is in this transaction (for the user cache after a change)."""
     return _user(conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
 
 
-def revoke_invites_txn(conn: sqlite3.Connection, user_id: int, now: float) -> None:
-    """Make the user's unused invites unusable (marked as expired now)."""
-    conn.execute(
+def record_handover_txn(conn: sqlite3.Connection, *, actor: str, now: float, user: str, successor: str, items: list[str]) -> None:
+    """Archive what a departing user handed over to whom."""
+    admin_action_txn(conn, actor=actor, now=now, action="user_handover", user=user, successor=successor, items=items)
+
+
+def revoke_invites_txn(conn: sqlite3.Connection, user_id: int, now: float) -> int:
+    """Make the user's unused invites unusable (marked as expired now); returns how many."""
+    return conn.execute(
         "UPDATE invites SET expires_at = ? WHERE user_id = ? AND used_at IS NULL AND expires_at > ?", (now, user_id, now)
-    )
+    ).rowcount
+
+
+def revoke_invites_by_admin_txn(conn: sqlite3.Connection, *, user_id: int, actor: str, now: float) -> int:
+    """An admin revokes the user's unused invites; archived. Returns how many there were."""
+    revoked = revoke_invites_txn(conn, user_id, now)
+    admin_action_txn(conn, actor=actor, now=now, action="invite_revoke", user=user_row(conn, user_id).username, revoked=revoked)
+    return revoked
+
+
+def pending_invites(conn: sqlite3.Connection, user_id: int | None, now: float) -> list[tuple[str, float, float]]:
+    """(username, created, expires) of unused, unexpired invites, oldest first."""
+    return conn.execute(
+        "SELECT u.username, i.created_at, i.expires_at FROM invites i JOIN users u ON u.id = i.user_id"
+        " WHERE i.used_at IS NULL AND i.expires_at > ? AND (? IS NULL OR i.user_id = ?) ORDER BY i.created_at",
+        (now, user_id, user_id),
+    ).fetchall()
 
 
 def reissue_invite_txn(
@@ -138,7 +176,7 @@ def reissue_invite_txn(
     """Replace the user's unused invites with a new one; archived."""
     revoke_invites_txn(conn, user_id, now)
     create_invite_txn(conn, user_id, token_hash, now, expires_at)
-    admin_action_txn(conn, actor=actor, now=now, action="invite_reissue", user=user_id)
+    admin_action_txn(conn, actor=actor, now=now, action="invite_reissue", user=user_row(conn, user_id).username)
 
 
 def devices(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, str, float, bool]]:
@@ -156,4 +194,5 @@ def revoke_device_txn(conn: sqlite3.Connection, *, user_id: int, device_id: int,
         raise make_error("NO_SUCH_DEVICE", f"no device {device_id} for this user")
     if found[0] is None:
         conn.execute("UPDATE devices SET revoked_at = ? WHERE id = ?", (now, device_id))
-    admin_action_txn(conn, actor=actor, now=now, action="device_revoke", user=user_id, device=device_id)
+    username = user_row(conn, user_id).username
+    admin_action_txn(conn, actor=actor, now=now, action="device_revoke", user=username, device=device_id)

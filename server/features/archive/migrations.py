@@ -23,4 +23,9 @@ MIGRATIONS = (
             BEGIN SELECT RAISE(ABORT, 'the archive is append-only'); END;
         """,
     ),
+    Migration(
+        "archive.0002_kind_index",
+        # The admin log reads one kind of entry among millions of messages.
+        "CREATE INDEX archive_kind ON archive (kind, seq);",
+    ),
 )

@@ -47,7 +47,22 @@ def entries(conn: sqlite3.Connection, after: int = 0, limit: int = 1000) -> list
         "SELECT seq, ts, actor, kind, conversation_id, payload, prev_hash, hash FROM archive WHERE seq > ? ORDER BY seq LIMIT ?",
         (after, limit),
     ).fetchall()
-    return [ArchiveEntry(r[0], r[1], r[2], r[3], r[4], msgpack.unpackb(r[5], raw=False), r[6], r[7]) for r in rows]
+    return [_entry(r) for r in rows]
+
+
+def _entry(row) -> ArchiveEntry:
+    return ArchiveEntry(row[0], row[1], row[2], row[3], row[4], msgpack.unpackb(row[5], raw=False), row[6], row[7])
+
+
+def admin_actions(conn: sqlite3.Connection, after: int, limit: int, actor: str = "") -> tuple[list[ArchiveEntry], bool]:
+    """Administrative entries after seq `after` (optionally one actor's), and whether more follow."""
+    rows = conn.execute(
+        "SELECT seq, ts, actor, kind, conversation_id, payload, prev_hash, hash FROM archive"
+        " WHERE kind = 'admin' AND seq > ? AND (? = '' OR actor = ?) ORDER BY seq LIMIT ?",
+        (after, actor, actor, limit + 1),
+    ).fetchall()
+    found = [_entry(r) for r in rows[:limit]]
+    return found, len(rows) > limit
 
 
 def first_broken_link(conn: sqlite3.Connection) -> int | None:

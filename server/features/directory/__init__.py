@@ -1,9 +1,10 @@
 """The org directory: nested departments, profiles, incremental sync and search (pinyin too)."""
 
-from corridor.protocol.messages import DepartmentAdd, DirectorySearch, DirectorySync, ProfileSet
+from corridor.protocol.messages import DepartmentAdd, DirectoryImport, DirectorySearch, DirectorySync, LdapSync, ProfileSet
 
+from ...policy import Targets
 from ...services import Services
-from ...sessions import ADMINS, LOCAL_ADMIN, MEMBERS
+from ...sessions import ADMINS, DEPT_ADMIN, LOCAL_ADMIN, MEMBERS
 from ..base import Feature, Route
 from .handlers import DirectoryHandlers
 from .migrations import MIGRATIONS
@@ -16,10 +17,21 @@ def feature(services: Services) -> Feature:
     handlers = DirectoryHandlers(services)
     return Feature(
         name="directory",
-        actions={"directory.read": MEMBERS | {LOCAL_ADMIN}, "directory.manage": ADMINS},
+        actions={
+            "directory.read": MEMBERS | {LOCAL_ADMIN},
+            "directory.manage": ADMINS | {DEPT_ADMIN},
+            "directory.import": ADMINS,
+        },
         routes=(
-            Route(DepartmentAdd, handlers.department_add, "directory.manage"),
-            Route(ProfileSet, handlers.profile_set, "directory.manage"),
+            Route(DepartmentAdd, handlers.department_add, "directory.manage", lambda m: Targets(departments=(m.parent,))),
+            Route(
+                ProfileSet,
+                handlers.profile_set,
+                "directory.manage",
+                lambda m: Targets(users=(m.user,), departments=m.departments or ()),
+            ),
+            Route(DirectoryImport, handlers.directory_import, "directory.import"),
+            Route(LdapSync, handlers.ldap_sync, "directory.import"),
             Route(DirectorySync, handlers.directory_sync, "directory.read"),
             Route(DirectorySearch, handlers.directory_search, "directory.read"),
         ),

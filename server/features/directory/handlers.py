@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import weakref
+from dataclasses import dataclass, field
+
 import trio
 
 from corridor.protocol.errors import make_error
@@ -9,18 +14,36 @@ from corridor.protocol.messages import (
     Department,
     DepartmentAdd,
     DepartmentAdded,
+    DirectoryImport,
     DirectorySearch,
     DirectorySearchResult,
     DirectorySync,
     DirectorySyncResult,
     Empty,
+    ImportPerson,
+    ImportResult,
+    IssuedInvite,
+    LdapSync,
     Person,
     ProfileSet,
 )
 
 from ...services import Services
 from ...sessions import Session
-from . import store
+from ..accounts.store import user_row
+from ..accounts.tokens import digest, new_secret
+from . import importer, store
+from .ldap_source import LdapError, read_directory
+
+log = logging.getLogger("corridor.directory")
+MAX_STAGED = 200_000  # people (and as many departments) one import may stage
+MAX_INVITES = 5000  # what one import answer can carry
+
+
+@dataclass
+class _Staged:
+    people: list[ImportPerson] = field(default_factory=list)
+    departments: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def _person(row: store.PersonRow) -> Person:
@@ -38,12 +61,27 @@ def _person(row: store.PersonRow) -> Person:
     )
 
 
+def _import_result(planned: importer.Plan, staged: int, *, applied: bool) -> ImportResult:
+    return ImportResult(
+        applied=applied,
+        staged=staged,
+        **planned.counts,
+        departments_created=len(planned.new_departments),
+        departments_removed=len(planned.removed_departments),
+        changes=tuple(planned.changes),
+        omitted=planned.omitted,
+    )
+
+
 class DirectoryHandlers:
     """Request handlers of the directory feature."""
 
     def __init__(self, services: Services):
         self.services = services
         self._refreshing = trio.Lock()
+        # An import's batches, per connection; a closed connection's are dropped with it.
+        self._staged: weakref.WeakKeyDictionary[Session, _Staged] = weakref.WeakKeyDictionary()
+        self._importing = trio.Lock()
 
     def _user(self, username: str):
         user = self.services.users.by_name(username.lower())
@@ -80,13 +118,21 @@ class DirectoryHandlers:
         return Empty()
 
     async def directory_sync(self, session: Session, msg: DirectorySync) -> DirectorySyncResult:
-        """What changed after the client's version: an up-to-date client gets nothing."""
-        found, departments, version, more = await self.services.db.read(lambda conn: store.changes(conn, msg.since, msg.limit))
+        """What changed after the client's version, as the policy lets them see it: an up-to-date
+        client gets nothing; one whose view changed starts again from 0."""
+        view = await self.services.policy.directory_view(session.actor)
+        reset = msg.since > 0 and msg.view != view.key
+        since = 0 if reset else msg.since
+        page = await self.services.db.read(lambda conn: store.changes(conn, since, msg.limit, view.invisible))
         return DirectorySyncResult(
-            version=version,
-            more=more,
-            people=tuple(_person(row) for row in found),
-            departments=tuple(Department(id=d.id, name=d.name, parent=d.parent) for d in departments),
+            version=page.version,
+            more=page.more,
+            people=tuple(_person(row) for row in page.people),
+            departments=tuple(Department(id=d.id, name=d.name, parent=d.parent) for d in page.departments),
+            view=view.key,
+            reset=reset,
+            removed_people=page.removed_people,
+            removed_departments=page.removed_departments,
         )
 
     async def _refresh_search_keys(self) -> None:
@@ -104,5 +150,106 @@ class DirectoryHandlers:
         if not query:
             raise make_error("BAD_MESSAGE", "the search query is empty")
         await self._refresh_search_keys()
-        found = await self.services.db.read(lambda conn: store.search(conn, query, msg.limit))
+        view = await self.services.policy.directory_view(session.actor)
+        found = await self.services.db.read(lambda conn: store.search(conn, query, msg.limit, view.invisible))
         return DirectorySearchResult(people=tuple(_person(row) for row in found))
+
+    # -- bulk import and LDAP sync ------------------------------------------------------------
+
+    async def directory_import(self, session: Session, msg: DirectoryImport) -> ImportResult:
+        """Stage a batch; on the final one, check everything and apply it (or report, for a dry run)."""
+        staged = self._staged.setdefault(session, _Staged())
+        if len(staged.people) + len(msg.people) > MAX_STAGED or len(staged.departments) + len(msg.departments) > MAX_STAGED:
+            del self._staged[session]
+            raise make_error("BAD_MESSAGE", f"one import holds at most {MAX_STAGED:,} people and departments; nothing imported")
+        staged.people += msg.people
+        staged.departments += msg.departments
+        if not msg.final:
+            return ImportResult(applied=False, staged=len(staged.people))
+        del self._staged[session]
+        if len(staged.people) + len(staged.departments) != msg.total:
+            raise make_error(
+                "BAD_MESSAGE",
+                f"the import was interrupted: {len(staged.people) + len(staged.departments)} of {msg.total} rows arrived "
+                "on this connection; nothing imported, run it again",
+            )
+        return await self._apply(
+            session, staged.people, staged.departments, source="csv", prune=False, dry_run=msg.dry_run, invites=msg.invites
+        )
+
+    async def ldap_sync(self, session: Session, msg: LdapSync) -> ImportResult:
+        """Read the configured LDAP directory (in a thread: ldap3 blocks) and apply it."""
+        config = self.services.config
+        if not config.ldap.url:
+            raise make_error("BAD_MESSAGE", "LDAP is not configured: add an [ldap] section to corridor.toml")
+        try:
+            spec, warnings = await trio.to_thread.run_sync(read_directory, config.ldap, config.data_dir)
+        except LdapError as exc:
+            raise make_error("LDAP_UNAVAILABLE", str(exc)) from None
+        result = await self._apply(
+            session,
+            list(spec.people),
+            list(spec.departments),
+            source="ldap",
+            prune=True,
+            dry_run=msg.dry_run,
+            invites=msg.invites,
+        )
+        return dataclasses.replace(result, warnings=tuple(warnings[:5000]))
+
+    async def _apply(
+        self,
+        session: Session,
+        people: list[ImportPerson],
+        departments: list,
+        *,
+        source: str,
+        prune: bool,
+        dry_run: bool,
+        invites: bool,
+    ) -> ImportResult:
+        async with self._importing:  # one bulk change at a time: each plans against the last one's result
+            if dry_run:
+                planned = await self.services.db.read(
+                    lambda conn: importer.plan(conn, people, departments, source=source, prune=prune)
+                )
+                return _import_result(planned, len(people), applied=False)
+            if invites and sum(p.active for p in people) > MAX_INVITES:
+                raise make_error(
+                    "BAD_MESSAGE",
+                    f"an import can hand out at most {MAX_INVITES:,} invites; nothing imported "
+                    "(import without invites, then issue them with 'admin user invite')",
+                )
+            now, actor = self.services.clock(), session.actor.label
+            expires = now + self.services.config.accounts.invite_ttl_hours * 3600
+
+            def new_invite() -> tuple[str, bytes]:
+                token = new_secret()
+                return self.services.invite(token), digest(token)
+
+            def txn(conn):
+                planned = importer.plan(conn, people, departments, source=source, prune=prune)
+                applied = importer.apply_txn(
+                    conn,
+                    planned,
+                    source=source,
+                    actor=actor,
+                    now=now,
+                    new_invite=new_invite if invites else None,
+                    invite_expires=expires,
+                )
+                return planned, applied, [user_row(conn, user_id) for user_id in applied.changed_users]
+
+            def committed(outcome) -> None:
+                for row in outcome[2]:
+                    self.services.users.put(row)
+
+            planned, applied, _ = await self.services.db.write(txn, after_commit=committed)
+        ended = 0
+        for user_id in applied.deactivated:
+            ended += self.services.sessions.end_sessions(make_error("ACCOUNT_DISABLED", "this account was deactivated"), user_id)
+        for user_id in applied.role_changed:  # sessions keep the role they logged in with
+            ended += self.services.sessions.end_sessions(make_error("REAUTHENTICATE", "your role changed"), user_id)
+        log.info("%s imported from %s: %s (%d sessions ended)", session.actor.label, source, planned.counts, ended)
+        result = _import_result(planned, len(people), applied=True)
+        return dataclasses.replace(result, invites=tuple(IssuedInvite(user=u, invite=i) for u, i in applied.invites))

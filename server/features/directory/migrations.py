@@ -71,4 +71,11 @@ MIGRATIONS = (
         CREATE TRIGGER directory_department_changed AFTER UPDATE ON departments BEGIN {_bump("department", "NEW.id")} END;
         """,
     ),
+    Migration(
+        "directory.0002_source_and_removal",
+        f"""
+        ALTER TABLE departments ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+        CREATE TRIGGER directory_department_removed AFTER DELETE ON departments BEGIN {_bump("department", "OLD.id")} END;
+        """,
+    ),
 )

@@ -7,6 +7,8 @@ log changes to both).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,8 +88,22 @@ def current_version(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT coalesce(max(version), 0) FROM directory_log").fetchone()[0]
 
 
-def changes(conn: sqlite3.Connection, since: int, limit: int) -> tuple[list[PersonRow], list[DepartmentRow], int, bool]:
-    """What changed after `since`, at most `limit` entries: (people, departments, version reached, more)."""
+@dataclass(frozen=True)
+class Page:
+    """One page of directory changes as one viewer may see them."""
+
+    people: list[PersonRow]
+    departments: list[DepartmentRow]
+    removed_people: tuple[str, ...]
+    removed_departments: tuple[int, ...]
+    version: int
+    more: bool
+
+
+def changes(conn: sqlite3.Connection, since: int, limit: int, invisible: frozenset[int] = frozenset()) -> Page:
+    """What changed after `since`, at most `limit` entries, without what is `invisible` to the
+    viewer: hidden departments, and people who are only in hidden departments, come as removals
+    (as do deleted departments), so a client drops what it may no longer see."""
     rows = conn.execute(
         "SELECT version, kind, entity_id FROM directory_log WHERE version > ? ORDER BY version LIMIT ?", (since, limit + 1)
     ).fetchall()
@@ -96,9 +112,18 @@ def changes(conn: sqlite3.Connection, since: int, limit: int) -> tuple[list[Pers
     # Nothing new: the current version (lower than `since` only if the database was restored from
     # an older backup, which tells the client to sync again from 0).
     version = rows[-1][0] if rows else current_version(conn)
-    person_ids = [entity for _, kind, entity in rows if kind == "person"]
+    found = people(conn, [entity for _, kind, entity in rows if kind == "person"])
     department_ids = [entity for _, kind, entity in rows if kind == "department"]
-    return people(conn, person_ids), departments(conn, department_ids), version, more
+    shown = [d for d in departments(conn, department_ids) if d.id not in invisible]
+    gone = tuple(sorted(set(department_ids) - {d.id for d in shown}))
+    visible, removed = [], []
+    for person in found:
+        kept = tuple(d for d in person.departments if d not in invisible)
+        if person.departments and not kept:
+            removed.append(person.user)
+        else:
+            visible.append(dataclasses.replace(person, departments=kept) if kept != person.departments else person)
+    return Page(visible, shown, tuple(removed), gone, version, more)
 
 
 def add_department_txn(conn: sqlite3.Connection, *, name: str, parent: int | None, actor: str, now: float) -> int:
@@ -126,28 +151,48 @@ def set_profile_txn(
     now: float,
 ) -> None:
     """Change the given profile fields (`manager_id=False`: leave the manager as it is; None clears it)
-    and, if given, replace the user's departments. The change is archived with what it set."""
+    and, if given, replace the user's departments. Archived with what it set and what was before."""
     conn.execute("INSERT INTO profiles (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING", (user_id,))
+    (person,) = people(conn, [user_id])
     changes = dict(fields)
     if manager_id is not False:
         changes["manager_id"] = manager_id
+    before = {name: getattr(person, name) for name in fields}
+    if manager_id is not False:
+        before["manager"] = person.manager
+    if department_ids is not None:
+        before["departments"] = list(person.departments)
     if changes:
         assignments = ", ".join(f"{column} = ?" for column in changes)
         conn.execute(f"UPDATE profiles SET {assignments} WHERE user_id = ?", (*changes.values(), user_id))
     if department_ids is not None:
-        wanted = set(department_ids)
-        known = {row[0] for row in conn.execute(f"SELECT id FROM departments WHERE id IN ({_marks(list(wanted))})", list(wanted))}
-        if wanted - known:
-            raise make_error("NO_SUCH_DEPARTMENT", f"no department {sorted(wanted - known)[0]}")
-        current = {row[0] for row in conn.execute("SELECT department_id FROM department_members WHERE user_id = ?", (user_id,))}
-        conn.executemany(
-            "DELETE FROM department_members WHERE user_id = ? AND department_id = ?", [(user_id, d) for d in current - wanted]
-        )
-        conn.executemany(
-            "INSERT INTO department_members (user_id, department_id) VALUES (?, ?)", [(user_id, d) for d in wanted - current]
-        )
-        changes["departments"] = sorted(wanted)
-    admin_action_txn(conn, actor=actor, now=now, action="profile_set", user=user_id, **changes)
+        set_memberships_txn(conn, user_id, department_ids)
+        changes["departments"] = sorted(set(department_ids))
+    if "manager_id" in changes:
+        manager = changes.pop("manager_id")
+        changes["manager"] = people(conn, [manager])[0].user if manager is not None else ""
+    admin_action_txn(conn, actor=actor, now=now, action="profile_set", user=person.user, **changes, before=before)
+
+
+def set_memberships_txn(conn: sqlite3.Connection, user_id: int, department_ids: Iterable[int]) -> None:
+    """Make the user a member of exactly these departments (NO_SUCH_DEPARTMENT for an unknown one)."""
+    wanted = set(department_ids)
+    known = {row[0] for row in conn.execute(f"SELECT id FROM departments WHERE id IN ({_marks(list(wanted))})", list(wanted))}
+    if wanted - known:
+        raise make_error("NO_SUCH_DEPARTMENT", f"no department {sorted(wanted - known)[0]}")
+    current = {row[0] for row in conn.execute("SELECT department_id FROM department_members WHERE user_id = ?", (user_id,))}
+    conn.executemany(
+        "DELETE FROM department_members WHERE user_id = ? AND department_id = ?", [(user_id, d) for d in current - wanted]
+    )
+    conn.executemany(
+        "INSERT INTO department_members (user_id, department_id) VALUES (?, ?)", [(user_id, d) for d in wanted - current]
+    )
+
+
+def handover_reports_txn(conn: sqlite3.Connection, *, user_id: int, successor_id: int) -> list[str]:
+    """The departing user's direct reports now report to the successor; returns what moved, in words."""
+    moved = conn.execute("UPDATE profiles SET manager_id = ? WHERE manager_id = ?", (successor_id, user_id)).rowcount
+    return [f"{moved} direct report{'s' if moved != 1 else ''}"] if moved else []
 
 
 def stale_search_keys(conn: sqlite3.Connection) -> tuple[list[tuple[int, str, str, str, list[str]]], int]:
@@ -180,14 +225,19 @@ def compute_keys(stale: list[tuple[int, str, str, str, list[str]]]) -> list[tupl
     return [(user_id, search_key(display_name, user, title, depts)) for user_id, display_name, user, title, depts in stale]
 
 
-def search(conn: sqlite3.Connection, query: str, limit: int) -> list[PersonRow]:
-    """Active people whose key contains the query, by display name."""
+def search(conn: sqlite3.Connection, query: str, limit: int, invisible: frozenset[int] = frozenset()) -> list[PersonRow]:
+    """Active people whose key contains the query, by display name, leaving out people who are
+    only in `invisible` departments (and those departments from everyone's list)."""
     ids = [
         row[0]
         for row in conn.execute(
             "SELECT k.user_id FROM search_keys k JOIN users u ON u.id = k.user_id"
-            " WHERE k.key LIKE ? ESCAPE '\\' AND u.active = 1 ORDER BY u.display_name LIMIT ?",
-            (like_pattern(query), limit),
+            " WHERE k.key LIKE ? ESCAPE '\\' AND u.active = 1"
+            " AND (NOT EXISTS (SELECT 1 FROM department_members m WHERE m.user_id = u.id)"
+            "  OR EXISTS (SELECT 1 FROM department_members m WHERE m.user_id = u.id"
+            "   AND m.department_id NOT IN (SELECT value FROM json_each(?))))"
+            " ORDER BY u.display_name LIMIT ?",
+            (like_pattern(query), json.dumps(sorted(invisible)), limit),
         )
     ]
-    return people(conn, ids)
+    return [dataclasses.replace(p, departments=tuple(d for d in p.departments if d not in invisible)) for p in people(conn, ids)]

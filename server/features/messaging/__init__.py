@@ -2,8 +2,9 @@
 
 from corridor.protocol.messages import History, Send, Sync
 
+from ...policy import Targets
 from ...services import Services
-from ...sessions import MEMBERS
+from ...sessions import CHATTERS, MEMBERS
 from ..base import Feature, Route
 from .handlers import MessagingHandlers
 from .migrations import MIGRATIONS
@@ -16,9 +17,9 @@ def feature(services: Services) -> Feature:
     handlers = MessagingHandlers(services)
     return Feature(
         name="messaging",
-        actions={"message.send": MEMBERS, "message.read": MEMBERS},
+        actions={"message.send": CHATTERS, "message.read": MEMBERS},
         routes=(
-            Route(Send, handlers.send, "message.send"),
+            Route(Send, handlers.send, "message.send", lambda m: Targets(recipients=(m.to,))),
             Route(Sync, handlers.sync, "message.read"),
             Route(History, handlers.history, "message.read"),
         ),
