@@ -38,13 +38,16 @@ UNRESTRICTED = frozenset({"admin", "auditor"})
 @dataclass(frozen=True)
 class Targets:
     """What a request acts on, for the rules that depend on it: existing `users`, `departments`
-    it creates things in or moves people to (None: the top level), a `role` it grants, and the
+    it creates things in or moves people to (None: the top level), a `role` it grants, the
     people it sends to."""
 
     users: tuple[str, ...] = ()
     departments: tuple[int | None, ...] = ()
     role: str | None = None
     recipients: tuple[str, ...] = ()
+    # Whose department list `departments` replaces: their memberships outside a department
+    # admin's scope must survive the change.
+    replaces_memberships_of: str | None = None
 
 
 TargetsOf = Callable[[Record], Targets]
@@ -145,8 +148,15 @@ class Policy:
         refuse = f"department admin '{actor.username}' manages only departments {sorted(scope) or '(none)'} and their people"
         if targets.role not in (None, "user"):
             raise make_error("FORBIDDEN", "only IT admins grant roles other than 'user'")
+        kept = frozenset()
+        if targets.replaces_memberships_of is not None:
+            member = self._users.by_name(targets.replaces_memberships_of.lower())
+            kept = store.memberships(conn, member.id) - scope if member is not None else frozenset()
+            dropped = kept - set(targets.departments)
+            if dropped:
+                raise make_error("FORBIDDEN", f"{refuse}; the change would remove them from department {min(dropped)}")
         for department in targets.departments:
-            if department not in scope:
+            if department not in scope and department not in kept:
                 raise make_error("FORBIDDEN", f"{refuse}; not {_where(department)}")
         for name in targets.users:
             user = self._users.by_name(name.lower())
@@ -194,7 +204,8 @@ class Policy:
             and r.department not in managed
             and not any(_subject_matches(s, user, ancestry) for s in r.subjects)
         ]
-        invisible = store.subtree(conn, hidden) if hidden else frozenset()
+        # What a department admin manages stays visible to it, even under a hidden parent.
+        invisible = store.subtree(conn, hidden) - managed if hidden else frozenset()
         if not invisible:
             return EVERYTHING
         key = hashlib.sha256(",".join(map(str, sorted(invisible))).encode()).hexdigest()[:32]

@@ -120,3 +120,16 @@ def test_the_cli_reports_bad_csv_rows_by_line_and_imports_nothing(served, tmp_pa
     profile = employee(data, tmp_path, "erin", "Erin")
     listed = run("directory", "search", "bob", "--profile", profile, "--json")
     assert json.loads(listed.stdout.splitlines()[0])["user"] == "bob"
+
+
+async def test_the_answer_with_invites_always_fits_in_a_frame(org):
+    crowd = [
+        ImportPerson(username=f"u{i:05d}", display_name=f"Person {i}", departments=(("Big", f"Team {i % 50}"),))
+        for i in range(2001)
+    ]
+    with pytest.raises(RequestError) as refused:
+        await imported(org, crowd, invites=True)
+    assert "at most 2,000 invites; nothing imported" in refused.value.message
+    result = await imported(org, crowd[:2000], invites=True)  # the largest answer there can be
+    assert len(result.invites) == 2000 and result.created == 2000
+    assert len(result.changes) + result.omitted == 2000 + 51

@@ -109,6 +109,13 @@ async def test_a_department_admin_manages_only_its_own_subtree(org):
             with pytest.raises(PermissionDenied):
                 await maria.request(outside)
         await maria.request(UserDeactivate(user="dana"))  # inside: allowed
+    # Someone in her subtree and in the Board: she may move them within hers, but not out of the Board.
+    await admin_request(org.data_dir, ProfileSet(user="pat", departments=(ids["platform"], ids["board"])))
+    async with Client.open(manager, receive=False) as maria:
+        await maria.request(ProfileSet(user="pat", departments=(ids["engineering"], ids["board"])))
+        with pytest.raises(PermissionDenied) as refused:
+            await maria.request(ProfileSet(user="pat", departments=(ids["engineering"],)))
+        assert "would remove them from department" in refused.value.message
 
 
 async def test_an_auditor_cannot_send_but_reads_the_admin_log_and_members_cannot(org):
@@ -154,16 +161,21 @@ async def test_deactivating_with_a_handover_moves_reports_and_admin_scope_to_the
     await org.user("lead")
     await org.user("next")
     await admin_request(org.data_dir, RoleSet(user="lead", role="dept_admin", departments=(ids["engineering"],)))
+    await admin_request(org.data_dir, RoleSet(user="next", role="dept_admin", departments=(ids["board"],)))
+    await admin_request(org.data_dir, ProfileSet(user="next", manager="lead"))  # the successor reported to lead
     await admin_request(org.data_dir, ProfileSet(user="erin", manager="lead"))
     await admin_request(org.data_dir, PolicySet(kind="restrict_messages", department=ids["board"], subjects=("user:lead",)))
     result = await admin_request(org.data_dir, UserDeactivate(user="lead", handover="next"))
-    assert len(result.handed_over) == 3
+    assert result.handed_over == ("1 direct report", f"department-admin scope ({ids['engineering']})", "restrict_messages rule 1")
     rules = (await admin_request(org.data_dir, PolicyList())).rules
     assert rules[0].subjects == ("user:next",)
     async with Client.open(people["erin"], receive=False) as erin:
         await sync_directory(erin)
         with Directory(people["erin"]) as copy:
-            assert {p.user: p.manager for p in copy.people()}["erin"] == "next"
+            managers = {p.user: p.manager for p in copy.people()}
+            assert managers["erin"] == "next" and managers["next"] == ""  # never their own manager
+    check = await admin_request(org.data_dir, PolicyCheck(user="next", permission="see_department", department=ids["platform"]))
+    assert check.allowed
 
 
 def test_a_department_admin_administers_remotely_over_tls_within_its_subtree(served, tmp_path):
@@ -184,6 +196,12 @@ def test_a_department_admin_administers_remotely_over_tls_within_its_subtree(ser
     assert "outside them" in outside.stderr
     rules = run("admin", "--remote", "--profile", maria, "policy", "list")
     assert rules.returncode == 3 and "FORBIDDEN" in rules.stderr
+    admin(data, "policy", "set", "restrict_messages", "--department", str(board), "--allow", "user:maria")
+    assert admin(data, "policy", "list")["rules"] == [
+        {"kind": "restrict_messages", "department": board, "subjects": ["user:maria"]}
+    ]
+    unknown = run("admin", "--data", str(data), "policy", "set", "hide", "--department", "99")
+    assert unknown.returncode == 4 and unknown.stderr.rstrip().endswith("[NO_SUCH_DEPARTMENT]")
     log = admin(data, "log", "--actor", "maria")
     assert [(e["action"], e["details"]["user"], e["details"]["before"]["title"]) for e in log["entries"]] == [
         ("profile_set", "pat", "")

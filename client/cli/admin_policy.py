@@ -32,7 +32,7 @@ def _when(ts: float) -> str:
 
 
 def _where(department: int | None) -> str:
-    return "organisation" if department is None else f"department {department}"
+    return "the organisation" if department is None else f"department {department}"
 
 
 def _role_set(request: RoleSet, result: Record) -> Description:
@@ -57,7 +57,7 @@ def _rule_set(request: PolicySet, result: Record) -> Description:
 
 
 def _rule_removed(request: PolicyRemove, result: Record) -> Description:
-    return {"ok": True, **request.to_fields()}, f"Removed the {request.kind} rule for the {_where(request.department)}"
+    return {"ok": True, **request.to_fields()}, f"Removed the {request.kind} rule for {_where(request.department)}"
 
 
 def _checked(request: PolicyCheck, result: Record) -> Description:
@@ -109,12 +109,14 @@ def register(topics: argparse._SubParsersAction) -> list[argparse.ArgumentParser
     listing.set_defaults(run=admin_command(lambda a: PolicyList(), _rules_listed))
     setting = actions.add_parser("set", help="create or replace the rule of a kind for a department (see docs/policies.md)")
     setting.add_argument("kind", choices=POLICY_KINDS, help="what the rule decides")
-    setting.add_argument("subjects", nargs="*", metavar="SUBJECT", help=f"who the rule lets through: {SUBJECTS_HELP}")
+    setting.add_argument(
+        "--allow", action="append", default=[], metavar="SUBJECT", help=f"who the rule lets through (repeatable): {SUBJECTS_HELP}"
+    )
     setting.add_argument(
         "--department", type=int, metavar="ID", help="the department it is about (default: the whole organisation)"
     )
     setting.set_defaults(
-        run=admin_command(lambda a: PolicySet(kind=a.kind, department=a.department, subjects=tuple(a.subjects)), _rule_set)
+        run=admin_command(lambda a: PolicySet(kind=a.kind, department=a.department, subjects=tuple(a.allow)), _rule_set)
     )
     removing = actions.add_parser("remove", help="remove the rule of a kind for a department")
     removing.add_argument("kind", choices=POLICY_KINDS, help="the rule's kind")

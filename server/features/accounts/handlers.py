@@ -29,7 +29,7 @@ from corridor.protocol.messages import (
 from corridor.protocol.names import USERNAME, USERNAME_RULE
 
 from ...services import Services
-from ...sessions import Actor, Session
+from ...sessions import DEPT_ADMIN, Actor, Session
 from ..directory.store import handover_reports_txn, set_memberships_txn
 from ..policies.store import handover_txn, rules
 from . import store
@@ -119,6 +119,10 @@ class AccountHandlers:
         username = msg.username.lower()
         if not USERNAME.match(username):
             raise make_error("BAD_MESSAGE", USERNAME_RULE)
+        if msg.role == DEPT_ADMIN:
+            raise make_error(
+                "BAD_MESSAGE", "a department admin needs its departments: add the user, then 'admin role set USER dept_admin'"
+            )
         token = new_secret()
         now = self.services.clock()
         expires = now + self.services.config.accounts.invite_ttl_hours * 3600
@@ -164,7 +168,7 @@ class AccountHandlers:
             if successor is not None:
                 ids = {"user_id": user.id, "successor_id": successor.id}
                 handed = handover_reports_txn(conn, **ids) + handover_txn(
-                    conn, **ids, username=user.username, successor=successor.username
+                    conn, **ids, username=user.username, successor=successor.username, rules=session.actor.role != DEPT_ADMIN
                 )
                 store.record_handover_txn(
                     conn, actor=actor, now=now, user=user.username, successor=successor.username, items=handed

@@ -28,7 +28,11 @@ def feature(services: Services) -> Feature:
                 ProfileSet,
                 handlers.profile_set,
                 "directory.manage",
-                lambda m: Targets(users=(m.user,), departments=m.departments or ()),
+                lambda m: Targets(
+                    users=(m.user,),
+                    departments=m.departments or (),
+                    replaces_memberships_of=m.user if m.departments is not None else None,
+                ),
             ),
             Route(DirectoryImport, handlers.directory_import, "directory.import"),
             Route(LdapSync, handlers.ldap_sync, "directory.import"),

@@ -37,7 +37,8 @@ from .ldap_source import LdapError, read_directory
 
 log = logging.getLogger("corridor.directory")
 MAX_STAGED = 200_000  # people (and as many departments) one import may stage
-MAX_INVITES = 5000  # what one import answer can carry
+MAX_INVITES = 2000  # what one import answer can carry, with its changes, in a 1 MiB frame
+MAX_WARNINGS_BYTES = 128 * 1024
 
 
 @dataclass
@@ -59,6 +60,17 @@ def _person(row: store.PersonRow) -> Person:
         manager=row.manager,
         active=row.active,
     )
+
+
+def _fitting(warnings: list[str]) -> tuple[str, ...]:
+    """As many warnings as fit in an answer, then how many more there were."""
+    kept, size = [], 0
+    for warning in warnings:
+        size += len(warning.encode())
+        if size > MAX_WARNINGS_BYTES or len(kept) == 4999:
+            return (*kept, f"… and {len(warnings) - len(kept)} more warnings")
+        kept.append(warning)
+    return tuple(kept)
 
 
 def _import_result(planned: importer.Plan, staged: int, *, applied: bool) -> ImportResult:
@@ -195,7 +207,7 @@ class DirectoryHandlers:
             dry_run=msg.dry_run,
             invites=msg.invites,
         )
-        return dataclasses.replace(result, warnings=tuple(warnings[:5000]))
+        return dataclasses.replace(result, warnings=_fitting(warnings))
 
     async def _apply(
         self,
@@ -214,12 +226,6 @@ class DirectoryHandlers:
                     lambda conn: importer.plan(conn, people, departments, source=source, prune=prune)
                 )
                 return _import_result(planned, len(people), applied=False)
-            if invites and sum(p.active for p in people) > MAX_INVITES:
-                raise make_error(
-                    "BAD_MESSAGE",
-                    f"an import can hand out at most {MAX_INVITES:,} invites; nothing imported "
-                    "(import without invites, then issue them with 'admin user invite')",
-                )
             now, actor = self.services.clock(), session.actor.label
             expires = now + self.services.config.accounts.invite_ttl_hours * 3600
 
@@ -229,6 +235,12 @@ class DirectoryHandlers:
 
             def txn(conn):
                 planned = importer.plan(conn, people, departments, source=source, prune=prune)
+                if invites and sum(p.active for p in planned.creates) > MAX_INVITES:
+                    raise make_error(
+                        "BAD_MESSAGE",
+                        f"one import hands out at most {MAX_INVITES:,} invites; nothing imported (import in parts, "
+                        "or without invites and then issue them with 'admin user invite')",
+                    )
                 applied = importer.apply_txn(
                     conn,
                     planned,

@@ -190,7 +190,13 @@ def set_memberships_txn(conn: sqlite3.Connection, user_id: int, department_ids: 
 
 
 def handover_reports_txn(conn: sqlite3.Connection, *, user_id: int, successor_id: int) -> list[str]:
-    """The departing user's direct reports now report to the successor; returns what moved, in words."""
+    """The departing user's direct reports now report to the successor (a successor who was one of
+    them now reports to the departing user's manager); returns what moved, in words."""
+    own_manager = conn.execute("SELECT manager_id FROM profiles WHERE user_id = ?", (user_id,)).fetchone()
+    conn.execute(
+        "UPDATE profiles SET manager_id = ? WHERE user_id = ? AND manager_id = ?",
+        (own_manager[0] if own_manager else None, successor_id, user_id),
+    )
     moved = conn.execute("UPDATE profiles SET manager_id = ? WHERE manager_id = ?", (successor_id, user_id)).rowcount
     return [f"{moved} direct report{'s' if moved != 1 else ''}"] if moved else []
 

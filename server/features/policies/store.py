@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from corridor.protocol.errors import make_error
 from corridor.protocol.messages import PolicyRule
 
+from ...sessions import DEPT_ADMIN
 from ..archive.store import admin_action_txn
 
 _UP = (
@@ -26,6 +27,11 @@ def user_ancestry(conn: sqlite3.Connection, user_id: int) -> frozenset[int]:
     """The user's departments and every department above them."""
     query = _UP.format(start="SELECT department_id FROM department_members WHERE user_id = ?")
     return frozenset(row[0] for row in conn.execute(query, (user_id,)))
+
+
+def memberships(conn: sqlite3.Connection, user_id: int) -> frozenset[int]:
+    """The departments the user is directly in."""
+    return frozenset(row[0] for row in conn.execute("SELECT department_id FROM department_members WHERE user_id = ?", (user_id,)))
 
 
 def department_ancestry(conn: sqlite3.Connection, department_id: int) -> frozenset[int]:
@@ -77,8 +83,8 @@ def _require_departments(conn: sqlite3.Connection, department_ids: Iterable[int]
 
 def set_rule_txn(conn: sqlite3.Connection, rule: PolicyRule, *, actor: str, now: float) -> tuple[PolicyRule, ...]:
     """Create or replace a rule; archived with the subjects it replaced. Returns all rules."""
-    if rule.department is not None:
-        _require_departments(conn, [rule.department])
+    named = [int(s.partition(":")[2]) for s in rule.subjects if s.startswith("department:")]
+    _require_departments(conn, [*named, *([rule.department] if rule.department is not None else [])])
     before = _rule(conn, rule.kind, rule.department)
     conn.execute(
         "DELETE FROM policy_rules WHERE kind = ? AND coalesce(department_id, 0) = coalesce(?, 0)", (rule.kind, rule.department)
@@ -136,22 +142,33 @@ def set_role_txn(
     )
 
 
-def handover_txn(conn: sqlite3.Connection, *, user_id: int, username: str, successor_id: int, successor: str) -> list[str]:
-    """Give the successor the departing user's admin scope and their place in policy rules;
-    returns what was handed over, in words."""
+def handover_txn(
+    conn: sqlite3.Connection, *, user_id: int, username: str, successor_id: int, successor: str, rules: bool
+) -> list[str]:
+    """Give the successor the departing user's department-admin scope (if the successor is a
+    department admin: a handover never changes a role) and, with `rules` (an IT admin's
+    handover), their place in policy rules. Returns what was handed over or left, in words."""
     moved = []
     scope = admin_scope(conn, user_id)
-    if scope:
+    (successor_role,) = conn.execute("SELECT role FROM users WHERE id = ?", (successor_id,)).fetchone()
+    listed_scope = ", ".join(map(str, sorted(scope)))
+    if scope and successor_role == DEPT_ADMIN:
         conn.executemany(
             "INSERT OR IGNORE INTO department_admins (user_id, department_id) VALUES (?, ?)", [(successor_id, d) for d in scope]
         )
         conn.execute("DELETE FROM department_admins WHERE user_id = ?", (user_id,))
-        moved.append(f"department-admin scope ({', '.join(map(str, sorted(scope)))})")
+        moved.append(f"department-admin scope ({listed_scope})")
+    elif scope:
+        moved.append(f"department-admin scope ({listed_scope}) not handed over: {successor} is not a dept_admin")
     old, new = f"user:{username}", f"user:{successor}"
     for rule_id, kind, subjects in conn.execute("SELECT id, kind, subjects FROM policy_rules").fetchall():
         listed = json.loads(subjects)
-        if old in listed:
-            replaced = list(dict.fromkeys(new if s == old else s for s in listed))
-            conn.execute("UPDATE policy_rules SET subjects = ? WHERE id = ?", (json.dumps(replaced), rule_id))
-            moved.append(f"{kind} rule {rule_id}")
+        if old not in listed:
+            continue
+        if not rules:
+            moved.append(f"{kind} rule {rule_id} still names {username}: only IT admins change policy rules")
+            continue
+        replaced = list(dict.fromkeys(new if s == old else s for s in listed))
+        conn.execute("UPDATE policy_rules SET subjects = ? WHERE id = ?", (json.dumps(replaced), rule_id))
+        moved.append(f"{kind} rule {rule_id}")
     return moved
