@@ -76,8 +76,15 @@ async def test_a_hidden_department_is_invisible_in_search_and_in_the_tree(org):
             assert "Board" not in names and {"Company", "Engineering", "Platform"} <= names
             assert "bea" not in {p.user for p in copy.people()}
         assert (await sync_directory(erin)).people == 0  # and stays up to date afterwards
+    # Someone also in a visible department is found, but not through the hidden one's name.
+    await admin_request(org.data_dir, ProfileSet(user="pat", departments=(ids["platform"], ids["board"])))
+    async with Client.open(people["erin"], receive=False) as erin:
+        assert [p.user for p in await search_directory(erin, "board")] == []
+        (pat,) = await search_directory(erin, "pat")
+        assert pat.departments == (ids["platform"],)
     async with Client.open(people["bea"], receive=False) as bea:  # its own people see it
         assert [p.user for p in await search_directory(bea, "bea")] == ["bea"]
+        assert {p.user for p in await search_directory(bea, "board")} == {"bea", "pat"}
         await sync_directory(bea)
         with Directory(people["bea"]) as copy:
             assert "Board" in {d.name for d in copy.departments()}

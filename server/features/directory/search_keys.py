@@ -35,3 +35,14 @@ def like_pattern(query: str) -> str:
     """A LIKE pattern for a substring match of `query` (escape character: backslash)."""
     escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def matches_without(key: str, query: str, removed: list[str]) -> bool:
+    """Whether `query` still matches `key` once the parts in `removed` (e.g. the names of
+    departments hidden from the viewer) are taken out — each once, as a key may hold a name twice."""
+    parts = key.strip(SEPARATOR).split(SEPARATOR)
+    for name in removed:
+        if name.lower() in parts:
+            parts.remove(name.lower())
+    needle = query.lower()
+    return any(needle in part for part in parts)

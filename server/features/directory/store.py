@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from corridor.protocol.errors import make_error
 
 from ..archive.store import admin_action_txn
-from .search_keys import like_pattern, search_key
+from .search_keys import like_pattern, matches_without, search_key
 
 PROFILE_FIELDS = ("title", "email", "phone", "extension", "employee_no")
 CHUNK = 500  # ids per IN (…) list, well under SQLite's variable limit
@@ -233,17 +233,33 @@ def compute_keys(stale: list[tuple[int, str, str, str, list[str]]]) -> list[tupl
 
 def search(conn: sqlite3.Connection, query: str, limit: int, invisible: frozenset[int] = frozenset()) -> list[PersonRow]:
     """Active people whose key contains the query, by display name, leaving out people who are
-    only in `invisible` departments (and those departments from everyone's list)."""
-    ids = [
-        row[0]
-        for row in conn.execute(
-            "SELECT k.user_id FROM search_keys k JOIN users u ON u.id = k.user_id"
-            " WHERE k.key LIKE ? ESCAPE '\\' AND u.active = 1"
-            " AND (NOT EXISTS (SELECT 1 FROM department_members m WHERE m.user_id = u.id)"
-            "  OR EXISTS (SELECT 1 FROM department_members m WHERE m.user_id = u.id"
-            "   AND m.department_id NOT IN (SELECT value FROM json_each(?))))"
-            " ORDER BY u.display_name LIMIT ?",
-            (like_pattern(query), json.dumps(sorted(invisible)), limit),
-        )
-    ]
-    return [dataclasses.replace(p, departments=tuple(d for d in p.departments if d not in invisible)) for p in people(conn, ids)]
+    only in `invisible` departments, those departments from everyone's list, and matches made
+    only through an invisible department's name."""
+    rows = conn.execute(
+        "SELECT k.user_id, k.key FROM search_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE k.key LIKE ? ESCAPE '\\' AND u.active = 1"
+        " AND (NOT EXISTS (SELECT 1 FROM department_members m WHERE m.user_id = u.id)"
+        "  OR EXISTS (SELECT 1 FROM department_members m WHERE m.user_id = u.id"
+        "   AND m.department_id NOT IN (SELECT value FROM json_each(?))))"
+        " ORDER BY u.display_name" + ("" if invisible else " LIMIT ?"),
+        (like_pattern(query), json.dumps(sorted(invisible)), *(() if invisible else (limit,))),
+    ).fetchall()
+    if invisible:
+        hidden = _hidden_names(conn, [user_id for user_id, _ in rows], invisible)
+        rows = [(u, k) for u, k in rows if matches_without(k, query, hidden.get(u, []))][:limit]
+    found = people(conn, [user_id for user_id, _ in rows])
+    return [dataclasses.replace(p, departments=tuple(d for d in p.departments if d not in invisible)) for p in found]
+
+
+def _hidden_names(conn: sqlite3.Connection, ids: list[int], invisible: frozenset[int]) -> dict[int, list[str]]:
+    """For each of these people, the names of their departments in `invisible`."""
+    names: dict[int, list[str]] = {}
+    hidden = json.dumps(sorted(invisible))
+    for chunk in _chunks(ids):
+        for user_id, name in conn.execute(
+            "SELECT m.user_id, d.name FROM department_members m JOIN departments d ON d.id = m.department_id"
+            f" WHERE m.user_id IN ({_marks(chunk)}) AND m.department_id IN (SELECT value FROM json_each(?))",
+            (*chunk, hidden),
+        ):
+            names.setdefault(user_id, []).append(name)
+    return names
