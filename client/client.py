@@ -17,6 +17,7 @@ or lose one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import uuid
@@ -25,15 +26,18 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from corridor.protocol.errors import CorridorError, single_exception
+from corridor.protocol.errors import CorridorError, make_error, single_exception
 from corridor.protocol.messages import (
     Cursor,
     Event,
+    GroupSend,
     History,
     HistoryResult,
     Login,
     LoginResult,
     MessageEvent,
+    NoticeEvent,
+    NoticeInbox,
     Ping,
     PresenceEvent,
     QueryPresence,
@@ -52,10 +56,23 @@ from .transport import Channel, open_tls
 log = logging.getLogger("corridor.client")
 
 RETRYABLE = frozenset({"CONNECTION_LOST", "SHUTTING_DOWN", "INTERNAL", "TOO_MANY_REQUESTS", "SLOW_CONSUMER", "TIMEOUT"})
+# After these the request may or may not have been carried out (only TOO_MANY_REQUESTS is
+# refused before the server looks at it).
+UNKNOWN_OUTCOME = RETRYABLE - {"TOO_MANY_REQUESTS"}
+MAX_FAULT_RETRIES = 3
 FATAL = frozenset({"LOGIN_FAILED", "UNTRUSTED_SERVER", "UNSUPPORTED_VERSION", "NOT_AUTHENTICATED", "ACCOUNT_DISABLED"})
 SYNC_PAGE = 500
 DISCOVERY_SECONDS = 2.0
 APP_BUFFER = 1000
+
+
+GROUP_PREFIX = "#"
+
+
+def _send_request(target: str, msg_id: str, text: str) -> Send | GroupSend:
+    if target.startswith(GROUP_PREFIX):
+        return GroupSend(group=int(target[len(GROUP_PREFIX) :]), msg_id=msg_id, text=text)
+    return Send(to=target, msg_id=msg_id, text=text)
 
 
 class Client:
@@ -89,6 +106,7 @@ class Client:
         self._fatal: CorridorError | None = None
         self._queued = profile.cursors()
         self._app_send, self._app_receive = trio.open_memory_channel[Event](APP_BUFFER)
+        self._notices_seen: set[int] = set()
 
     @classmethod
     @asynccontextmanager
@@ -227,17 +245,23 @@ class Client:
     async def request(self, message: Request) -> Record:
         """Send a request on the current connection, waiting through reconnects.
 
-        Retrying is safe: every request here is a read or idempotent."""
+        A request whose outcome is unknown (the link dropped before the answer) is sent again
+        only if it is idempotent; otherwise the caller gets the error and decides. A server
+        fault (INTERNAL) is retried a few times, then reported."""
         result, _ = await self._request(message)
         return result
 
     async def _request(self, message: Request) -> tuple[Record, Channel]:
+        faults = 0
         while True:
             channel = await self._wait_channel()
             try:
                 return await channel.request(message), channel
             except CorridorError as exc:
-                if exc.code not in RETRYABLE:
+                if exc.code not in RETRYABLE or (exc.code in UNKNOWN_OUTCOME and not message.IDEMPOTENT):
+                    raise
+                faults += exc.code == "INTERNAL"
+                if faults >= MAX_FAULT_RETRIES:
                     raise
                 if exc.retry_after:
                     await trio.sleep(exc.retry_after)
@@ -253,10 +277,19 @@ class Client:
 
     async def send(self, to: str, text: str, *, msg_id: str | None = None) -> SendResult:
         """Send a 1:1 message and return once the server has stored it durably."""
-        msg_id = msg_id or uuid.uuid4().hex
-        self.profile.outbox_add(msg_id, to, text)
+        if to.startswith(GROUP_PREFIX):  # never a username: refuse it before it enters the outbox
+            raise make_error("NO_SUCH_USER", f"{to!r} is not a username (send to a group with send_group)")
+        return await self._send(to.lower(), text, msg_id or uuid.uuid4().hex)
+
+    async def send_group(self, group: int, text: str, *, msg_id: str | None = None) -> SendResult:
+        """Send to a group and return once the server has stored it durably."""
+        return await self._send(f"{GROUP_PREFIX}{group}", text, msg_id or uuid.uuid4().hex)
+
+    async def _send(self, target: str, text: str, msg_id: str) -> SendResult:
+        # The outbox names a group "#ID": no username starts with "#".
+        self.profile.outbox_add(msg_id, target, text)
         try:
-            result, channel = await self._request(Send(to=to, msg_id=msg_id, text=text))
+            result, channel = await self._request(_send_request(target, msg_id, text))
         except CorridorError as exc:
             if exc.code not in RETRYABLE:
                 self.profile.outbox_remove(msg_id)  # refused for good: retrying cannot help
@@ -269,7 +302,7 @@ class Client:
                 conversation=result.conversation,
                 seq=result.seq,
                 sender=self.credential.user,
-                recipient=to.lower(),
+                recipient="" if target.startswith(GROUP_PREFIX) else target,
                 msg_id=msg_id,
                 text=text,
                 ts=result.ts,
@@ -280,7 +313,9 @@ class Client:
     async def _resend_outbox(self, channel: Channel) -> None:
         for entry in self.profile.outbox():
             try:
-                await channel.request(Send(to=entry.recipient, msg_id=entry.msg_id, text=entry.text))
+                await channel.request(_send_request(entry.recipient, entry.msg_id, entry.text))
+            except ValueError:
+                log.warning("dropping message %s with an unusable target %r", entry.msg_id, entry.recipient)
             except CorridorError as exc:
                 if exc.code in RETRYABLE:
                     return
@@ -292,6 +327,10 @@ class Client:
     async def _emit(self, event: Event) -> None:
         if isinstance(event, MessageEvent):
             self._queued[event.conversation] = event.seq
+        if isinstance(event, NoticeEvent):
+            if event.id in self._notices_seen:
+                return
+            self._notices_seen.add(event.id)
         await self._app_send.send(event)
 
     async def _sync(self, channel: Channel) -> set[str]:
@@ -300,9 +339,11 @@ class Client:
         while True:
             after = tuple(Cursor(conversation=c, seq=s) for c, s in self._queued.items())
             result = await channel.request(Sync(after=after, limit=SYNC_PAGE))
+            for start in result.starts:  # a group joined later: nothing before this is ours to see
+                self._queued[start.conversation] = max(self._queued.get(start.conversation, 0), start.seq)
             for message in result.messages:
                 if message.seq == self._queued.get(message.conversation, 0) + 1:
-                    await self._emit(MessageEvent(**message.to_fields()))
+                    await self._emit(MessageEvent(**{f.name: getattr(message, f.name) for f in dataclasses.fields(message)}))
                     peers.update((message.sender, message.recipient))
             if not result.more:
                 return peers
@@ -310,6 +351,9 @@ class Client:
     async def _deliver(self, channel: Channel) -> None:
         try:
             peers = await self._sync(channel) - {self.credential.user, ""}
+            # Notices sent while this device was away: once per client, like the live ones.
+            for notice in reversed((await channel.request(NoticeInbox(unread=True, limit=500))).notices):
+                await self._emit(NoticeEvent(**{f.name: getattr(notice, f.name) for f in dataclasses.fields(notice)}))
             if peers:
                 statuses = await channel.request(QueryPresence(users=tuple(sorted(peers))[:1000]))
                 for status in statuses.statuses:

@@ -75,6 +75,11 @@ class Push:
     message: Event
 
 
+# (event, frame limit, encoded frame) of the latest push; the reference keeps the event alive,
+# so an identity match can never be a different event at a reused address.
+_last_push: tuple[object, int, bytes] = (None, 0, b"")
+
+
 class Connection:
     """The protocol state of one connection, for one role."""
 
@@ -217,8 +222,14 @@ class Connection:
         return self._answer(re, _error_fields(error, re))
 
     def send_push(self, event: Event) -> bytes:
-        """Server: frame an event."""
-        return self._frame({**event.to_fields(), "type": event.TYPE})
+        """Server: frame an event. A message to a group is the same event for every member's
+        connection, one after the other: the last frame is kept and reused for it."""
+        global _last_push
+        event_seen, limit, frame = _last_push
+        if event_seen is not event or limit != self.max_frame_bytes:
+            frame = self._frame({**event.to_fields(), "type": event.TYPE})
+            _last_push = (event, self.max_frame_bytes, frame)
+        return frame
 
     def send_fatal(self, error: CorridorError) -> bytes:
         """Server: a connection-level error frame (no `re`); the caller closes afterwards."""

@@ -24,10 +24,15 @@ Role = Annotated[str, Bound(choices=ROLES)]
 
 
 class Request(Record):
-    """A client request; it carries an `id` on the wire and gets exactly one response."""
+    """A client request; it carries an `id` on the wire and gets exactly one response.
+
+    `IDEMPOTENT`: doing it twice has the effect of doing it once (reads, messages with their
+    `msg_id`, setting a value), so a client may resend it when it cannot know whether the
+    first try got through (the connection dropped before the answer)."""
 
     TYPE: ClassVar[str]
     RESULT: ClassVar[type[Record]]
+    IDEMPOTENT: ClassVar[bool] = False
 
 
 class Event(Record):
@@ -55,6 +60,7 @@ class HelloResult(Record):
 @dataclass(frozen=True)
 class Hello(Request):
     TYPE = "hello"
+    IDEMPOTENT = True
     RESULT = HelloResult
     versions: Annotated[tuple[int, ...], Bound(max_items=16)]
     client: str = ""
@@ -105,21 +111,37 @@ class Send(Request):
     """Send a 1:1 message; the result comes only after it is durably stored."""
 
     TYPE = "send"
+    IDEMPOTENT = True
     RESULT = SendResult
     to: UserName
     msg_id: MessageId
     text: Text
 
 
+MESSAGE_KINDS = ("text", "system", "welcome", "recall", "edit", "recalled")
+
+
 @dataclass(frozen=True)
 class ChatMessage(Record):
+    """One message. In a group, `conversation` is the group's id and `recipient` is empty;
+    `system` messages say what changed in the group ("alice added bob"), `welcome` ones greet
+    new members; `mentions` are the members named with @ (and "all" for @all).
+
+    A `recall` or `edit` message changes the earlier message number `ref` of the same
+    conversation (an edit carries the new text); history and sync then show that message as
+    `recalled` (with no text) or with its new text and `edited` (when)."""
+
     conversation: int
     seq: int
     sender: str
     recipient: str
     msg_id: MessageId
-    text: Text
+    text: Annotated[str, Bound(max_len=32_000)]
     ts: float
+    kind: Annotated[str, Bound(choices=MESSAGE_KINDS)] = "text"
+    mentions: Annotated[tuple[str, ...], Bound(max_items=5001)] = ()
+    ref: int = 0
+    edited: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -130,8 +152,12 @@ class Cursor(Record):
 
 @dataclass(frozen=True)
 class SyncResult(Record):
+    """`starts`: for conversations whose visible history begins after the cursor the client
+    gave (a group it joined later), where it begins: the client moves its cursor there."""
+
     messages: Annotated[tuple[ChatMessage, ...], Bound(max_items=1000)]
     more: bool
+    starts: Annotated[tuple[Cursor, ...], Bound(max_items=10_000)] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,7 @@ class Sync(Request):
     """Everything after the given cursor in each of my conversations (unlisted ones from 0)."""
 
     TYPE = "sync"
+    IDEMPOTENT = True
     RESULT = SyncResult
     after: Annotated[tuple[Cursor, ...], Bound(max_items=10_000)] = ()
     limit: Annotated[int, Bound(min=1, max=1000)] = 500
@@ -155,6 +182,7 @@ class History(Request):
     """The latest messages with one user, oldest first; `before` pages further back."""
 
     TYPE = "history"
+    IDEMPOTENT = True
     RESULT = HistoryResult
     with_user: UserName
     before: Seq | None = None
@@ -165,6 +193,7 @@ class History(Request):
 @dataclass(frozen=True)
 class SetPresence(Request):
     TYPE = "set_presence"
+    IDEMPOTENT = True
     RESULT = Empty
     status: Status
 
@@ -183,6 +212,7 @@ class PresenceResult(Record):
 @dataclass(frozen=True)
 class QueryPresence(Request):
     TYPE = "query_presence"
+    IDEMPOTENT = True
     RESULT = PresenceResult
     users: Annotated[tuple[UserName, ...], Bound(max_items=1000)]
 
@@ -190,6 +220,7 @@ class QueryPresence(Request):
 @dataclass(frozen=True)
 class Ping(Request):
     TYPE = "ping"
+    IDEMPOTENT = True
     RESULT = Empty
 
 
@@ -230,6 +261,7 @@ class UserDeactivate(Request):
     rules that name them. Admins only."""
 
     TYPE = "user_deactivate"
+    IDEMPOTENT = True
     RESULT = DeactivateResult
     user: UserName
     handover: Annotated[str, Bound(max_len=64)] = ""
@@ -240,6 +272,7 @@ class UserReactivate(Request):
     """Let a deactivated account log in again with its devices that were not revoked. Admins only."""
 
     TYPE = "user_reactivate"
+    IDEMPOTENT = True
     RESULT = Empty
     user: UserName
 
@@ -271,6 +304,7 @@ class InviteList(Request):
     """Invites not yet redeemed and not expired, oldest first (one user's, or everyone's)."""
 
     TYPE = "invite_list"
+    IDEMPOTENT = True
     RESULT = InviteListResult
     user: Annotated[str, Bound(max_len=64)] = ""
 
@@ -285,6 +319,7 @@ class InviteRevoke(Request):
     """Make a user's unused invites unusable at once."""
 
     TYPE = "invite_revoke"
+    IDEMPOTENT = True
     RESULT = InviteRevokeResult
     user: UserName
 
@@ -307,6 +342,7 @@ class DeviceList(Request):
     """The devices of a user: one's own, or anyone's for admins."""
 
     TYPE = "device_list"
+    IDEMPOTENT = True
     RESULT = DeviceListResult
     user: UserName
 
@@ -316,6 +352,7 @@ class DeviceRevoke(Request):
     """Revoke one device's token; its live sessions end at once. One's own, or anyone's for admins."""
 
     TYPE = "device_revoke"
+    IDEMPOTENT = True
     RESULT = Empty
     user: UserName
     device_id: int
@@ -372,6 +409,7 @@ class ProfileSet(Request):
     """Change someone's directory profile; fields left out (None) stay as they are. Admins only."""
 
     TYPE = "profile_set"
+    IDEMPOTENT = True
     RESULT = Empty
     user: UserName
     title: ProfileText | None = None
@@ -406,6 +444,7 @@ class DirectorySync(Request):
     value the last answer gave)."""
 
     TYPE = "directory_sync"
+    IDEMPOTENT = True
     RESULT = DirectorySyncResult
     since: Seq = 0
     limit: Annotated[int, Bound(min=1, max=5000)] = 2000
@@ -422,6 +461,7 @@ class DirectorySearch(Request):
     """Find people by name, pinyin or initials of a Chinese name, username, title or department."""
 
     TYPE = "directory_search"
+    IDEMPOTENT = True
     RESULT = DirectorySearchResult
     query: Annotated[str, Bound(min_len=1, max_len=100)]
     limit: Annotated[int, Bound(min=1, max=200)] = 20
@@ -440,6 +480,7 @@ class RoleSet(Request):
     subtrees). IT admins only."""
 
     TYPE = "role_set"
+    IDEMPOTENT = True
     RESULT = Empty
     user: UserName
     role: Role
@@ -461,6 +502,7 @@ class PolicySet(PolicyRule, Request):
     """Create or replace the rule of this kind for this department. IT admins only."""
 
     TYPE = "policy_set"
+    IDEMPOTENT = True
     RESULT = Empty
 
 
@@ -484,6 +526,7 @@ class PolicyList(Request):
     """Every rule, by kind and department."""
 
     TYPE = "policy_list"
+    IDEMPOTENT = True
     RESULT = PolicyListResult
 
 
@@ -499,6 +542,7 @@ class PolicyCheck(Request):
     on `department` (None: the whole organisation)? Explains which rule decides."""
 
     TYPE = "policy_check"
+    IDEMPOTENT = True
     RESULT = PolicyCheckResult
     user: UserName
     permission: Annotated[str, Bound(choices=PERMISSIONS)]
@@ -533,6 +577,7 @@ class AdminLog(Request):
     actor's. IT admins and auditors."""
 
     TYPE = "admin_log"
+    IDEMPOTENT = True
     RESULT = AdminLogResult
     after: Seq = 0
     limit: Annotated[int, Bound(min=1, max=1000)] = 200
@@ -611,9 +656,368 @@ class LdapSync(Request):
     deactivate people, create and remove departments. IT admins only."""
 
     TYPE = "ldap_sync"
+    IDEMPOTENT = True
     RESULT = ImportResult
     dry_run: bool = False
     invites: bool = False
+
+
+# -- recall and edit -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recall(Request):
+    """Take back one of my messages within `limits.recall_window` seconds (a group's owner and
+    admins may recall any message in it, at any time). Everyone in the conversation gets a
+    `recall` message; the archive keeps the original and records the recall."""
+
+    TYPE = "recall"
+    IDEMPOTENT = True
+    RESULT = SendResult
+    conversation: Annotated[int, Bound(min=1, max=2**62)]
+    seq: Seq
+
+
+@dataclass(frozen=True)
+class Edit(Request):
+    """Change the text of one of my messages within `limits.recall_window` seconds. Everyone in
+    the conversation gets an `edit` message with the new text; the archive keeps both."""
+
+    TYPE = "edit"
+    RESULT = SendResult
+    conversation: Annotated[int, Bound(min=1, max=2**62)]
+    seq: Seq
+    text: Text
+
+
+# -- read receipts, unread counts, typing -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarkRead(Request):
+    """I have read `conversation` up to `seq` (marks only move forward). My other devices hear
+    it (so unread counts agree), and in a 1:1 conversation so does the other person."""
+
+    TYPE = "mark_read"
+    IDEMPOTENT = True
+    RESULT = Empty
+    conversation: Annotated[int, Bound(min=1, max=2**62)]
+    seq: Seq
+
+
+@dataclass(frozen=True)
+class UnreadCount(Record):
+    conversation: int
+    unread: int
+    last_seq: int
+    read_seq: int
+
+
+@dataclass(frozen=True)
+class UnreadResult(Record):
+    conversations: Annotated[tuple[UnreadCount, ...], Bound(max_items=10_000)]
+
+
+@dataclass(frozen=True)
+class Unread(Request):
+    """My conversations with messages from others that I have not read, and how many."""
+
+    TYPE = "unread"
+    IDEMPOTENT = True
+    RESULT = UnreadResult
+
+
+@dataclass(frozen=True)
+class ReadReceiptsResult(Record):
+    read: Annotated[tuple[str, ...], Bound(max_items=5000)]
+    unread: Annotated[tuple[str, ...], Bound(max_items=5000)]
+
+
+@dataclass(frozen=True)
+class ReadReceipts(Request):
+    """Who among the other members has read message `seq` of a conversation I am in, and who not."""
+
+    TYPE = "read_receipts"
+    IDEMPOTENT = True
+    RESULT = ReadReceiptsResult
+    conversation: Annotated[int, Bound(min=1, max=2**62)]
+    seq: Seq
+
+
+@dataclass(frozen=True)
+class Typing(Request):
+    """I am typing to `to` (1:1); they hear it at once, nothing is stored. Send it again every
+    few seconds while typing."""
+
+    TYPE = "typing"
+    IDEMPOTENT = True
+    RESULT = Empty
+    to: UserName
+
+
+# -- broadcast notices --------------------------------------------------------------------------
+
+Departments = Annotated[tuple[int, ...], Bound(max_items=256)]
+
+
+@dataclass(frozen=True)
+class NoticeSent(Record):
+    id: int
+    recipients: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class NoticeSend(Request):
+    """Send a notice to everyone in `departments` (with their sub-departments), or to everyone
+    with `everyone`; who may send where is the policy's `broadcast` rules. Recipients are fixed
+    when it is sent; those offline find it in their inbox. A repeated `msg_id` returns the first."""
+
+    TYPE = "notice_send"
+    IDEMPOTENT = True
+    RESULT = NoticeSent
+    msg_id: MessageId
+    title: Annotated[str, Bound(min_len=1, max_len=200)]
+    text: Text
+    departments: Departments = ()
+    everyone: bool = False
+
+
+@dataclass(frozen=True)
+class NoticeInfo(Record):
+    id: int
+    sender: str
+    title: str
+    text: str
+    ts: float
+    read: bool
+
+
+@dataclass(frozen=True)
+class NoticeInboxResult(Record):
+    notices: Annotated[tuple[NoticeInfo, ...], Bound(max_items=500)]
+
+
+@dataclass(frozen=True)
+class NoticeInbox(Request):
+    """Notices sent to me, newest first (only the unread ones with `unread`)."""
+
+    TYPE = "notice_inbox"
+    IDEMPOTENT = True
+    RESULT = NoticeInboxResult
+    unread: bool = False
+    limit: Annotated[int, Bound(min=1, max=500)] = 50
+
+
+@dataclass(frozen=True)
+class NoticeRead(Request):
+    """I have read `notice`; its sender's live count goes up."""
+
+    TYPE = "notice_read"
+    IDEMPOTENT = True
+    RESULT = Empty
+    notice: Annotated[int, Bound(min=1, max=2**62)]
+
+
+@dataclass(frozen=True)
+class NoticeStatusResult(Record):
+    id: int
+    recipients: int
+    read: int
+    unread_by: Annotated[tuple[str, ...], Bound(max_items=5000)]
+    more_unread: int
+
+
+@dataclass(frozen=True)
+class NoticeStatus(Request):
+    """How many have read a notice I sent, and who has not yet (the first 5,000 by name)."""
+
+    TYPE = "notice_status"
+    IDEMPOTENT = True
+    RESULT = NoticeStatusResult
+    notice: Annotated[int, Bound(min=1, max=2**62)]
+
+
+# -- groups ---------------------------------------------------------------------------------
+
+GroupName = Annotated[str, Bound(min_len=1, max_len=128)]
+GroupId = Annotated[int, Bound(min=1, max=2**62)]
+Members = Annotated[tuple[UserName, ...], Bound(max_items=5000)]
+Notice = Annotated[str, Bound(max_len=4000)]
+
+
+@dataclass(frozen=True)
+class GroupInfo(Record):
+    """A group as its members see it. `announcement_read_by` is filled in for its owner and
+    admins only."""
+
+    id: int
+    name: str
+    owner: str
+    admins: tuple[str, ...]
+    members: Annotated[tuple[str, ...], Bound(max_items=5000)]
+    welcome: str
+    announcement: str
+    announcement_by: str
+    announcement_ts: float
+    announcement_read_by: Annotated[tuple[str, ...], Bound(max_items=5000)]
+    created: float
+    dissolved: bool = False
+
+
+@dataclass(frozen=True)
+class GroupCreate(Request):
+    """Create a group (where policy allows) with its first members; the creator owns it."""
+
+    TYPE = "group_create"
+    RESULT = GroupInfo
+    name: GroupName
+    members: Members = ()
+    welcome: Notice = ""
+
+
+@dataclass(frozen=True)
+class GroupSummary(Record):
+    id: int
+    name: str
+    members: int
+    role: str
+
+
+@dataclass(frozen=True)
+class GroupListResult(Record):
+    groups: Annotated[tuple[GroupSummary, ...], Bound(max_items=10_000)]
+
+
+@dataclass(frozen=True)
+class GroupList(Request):
+    """The groups I am in, by name, with my role in each (owner, admin or member)."""
+
+    TYPE = "group_list"
+    IDEMPOTENT = True
+    RESULT = GroupListResult
+
+
+@dataclass(frozen=True)
+class GroupGet(Request):
+    """One of my groups."""
+
+    TYPE = "group_get"
+    IDEMPOTENT = True
+    RESULT = GroupInfo
+    group: GroupId
+
+
+@dataclass(frozen=True)
+class GroupMembersAdd(Request):
+    """Add members (owner and admins); each sees the group's messages from here on."""
+
+    TYPE = "group_members_add"
+    IDEMPOTENT = True
+    RESULT = Empty
+    group: GroupId
+    users: Annotated[tuple[UserName, ...], Bound(max_items=5000)]
+
+
+@dataclass(frozen=True)
+class GroupMembersRemove(Request):
+    """Remove members (the owner anyone, admins plain members)."""
+
+    TYPE = "group_members_remove"
+    IDEMPOTENT = True
+    RESULT = Empty
+    group: GroupId
+    users: Annotated[tuple[UserName, ...], Bound(max_items=5000)]
+
+
+GROUP_ROLES = ("member", "admin", "owner")
+
+
+@dataclass(frozen=True)
+class GroupRoleSet(Request):
+    """The owner makes a member an admin or a member again, or hands the group over ("owner";
+    the old owner stays as an admin)."""
+
+    TYPE = "group_role_set"
+    RESULT = Empty
+    group: GroupId
+    user: UserName
+    role: Annotated[str, Bound(choices=GROUP_ROLES)]
+
+
+@dataclass(frozen=True)
+class GroupUpdate(Request):
+    """Rename the group or change its welcome message (owner and admins); None leaves it."""
+
+    TYPE = "group_update"
+    IDEMPOTENT = True
+    RESULT = Empty
+    group: GroupId
+    name: GroupName | None = None
+    welcome: Notice | None = None
+
+
+@dataclass(frozen=True)
+class GroupAnnounce(Request):
+    """Pin an announcement (owner and admins; "" removes it); members are told in the group."""
+
+    TYPE = "group_announce"
+    RESULT = Empty
+    group: GroupId
+    text: Notice
+
+
+@dataclass(frozen=True)
+class GroupAnnouncementRead(Request):
+    """I have read the group's current announcement."""
+
+    TYPE = "group_announcement_read"
+    IDEMPOTENT = True
+    RESULT = Empty
+    group: GroupId
+
+
+@dataclass(frozen=True)
+class GroupLeave(Request):
+    """Leave a group (an owner hands it over first, or dissolves it)."""
+
+    TYPE = "group_leave"
+    RESULT = Empty
+    group: GroupId
+
+
+@dataclass(frozen=True)
+class GroupDissolve(Request):
+    """End a group (its owner): nobody can send to it any more; its archive stays."""
+
+    TYPE = "group_dissolve"
+    RESULT = Empty
+    group: GroupId
+
+
+@dataclass(frozen=True)
+class GroupSend(Request):
+    """Send to a group; stored durably before the answer, delivered to every member once."""
+
+    TYPE = "group_send"
+    IDEMPOTENT = True
+    RESULT = SendResult
+    group: GroupId
+    msg_id: MessageId
+    text: Text
+
+
+@dataclass(frozen=True)
+class GroupHistory(Request):
+    """A group's messages that I may see (from when I joined), oldest first."""
+
+    TYPE = "group_history"
+    IDEMPOTENT = True
+    RESULT = HistoryResult
+    group: GroupId
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Annotated[int, Bound(min=1, max=1000)] = 50
 
 
 @dataclass(frozen=True)
@@ -621,6 +1025,43 @@ class MessageEvent(ChatMessage, Event):
     """A new message in one of my conversations (also sent to my other devices)."""
 
     TYPE = "message"
+
+
+@dataclass(frozen=True)
+class ReadEvent(Event):
+    """`user` has read `conversation` up to `seq` (sent to their own other devices, and to the
+    other person of a 1:1 conversation)."""
+
+    TYPE = "read"
+    conversation: int
+    user: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class TypingEvent(Event):
+    """`user` is typing to me."""
+
+    TYPE = "typing"
+    user: str
+
+
+@dataclass(frozen=True)
+class NoticeEvent(NoticeInfo, Event):
+    """A notice for me (live, or on connecting while I have unread ones)."""
+
+    TYPE = "notice"
+
+
+@dataclass(frozen=True)
+class NoticeReadEvent(Event):
+    """To a notice's sender: one more recipient read it."""
+
+    TYPE = "notice_read"
+    id: int
+    user: str
+    read: int
+    recipients: int
 
 
 @dataclass(frozen=True)
@@ -662,6 +1103,31 @@ REQUESTS: dict[str, type[Request]] = {
         AdminLog,
         DirectoryImport,
         LdapSync,
+        GroupCreate,
+        GroupList,
+        GroupGet,
+        GroupMembersAdd,
+        GroupMembersRemove,
+        GroupRoleSet,
+        GroupUpdate,
+        GroupAnnounce,
+        GroupAnnouncementRead,
+        GroupLeave,
+        GroupDissolve,
+        GroupSend,
+        GroupHistory,
+        MarkRead,
+        Unread,
+        ReadReceipts,
+        Typing,
+        Recall,
+        Edit,
+        NoticeSend,
+        NoticeInbox,
+        NoticeRead,
+        NoticeStatus,
     )
 }
-EVENTS: dict[str, type[Event]] = {cls.TYPE: cls for cls in (MessageEvent, PresenceEvent)}
+EVENTS: dict[str, type[Event]] = {
+    cls.TYPE: cls for cls in (MessageEvent, PresenceEvent, ReadEvent, TypingEvent, NoticeEvent, NoticeReadEvent)
+}

@@ -22,7 +22,7 @@ from corridor.protocol.versions import SUPPORTED_VERSIONS
 
 from .bus import Bus
 from .config import Config
-from .features import accounts, archive, directory, messaging, policies, presence, session
+from .features import accounts, archive, directory, messaging, notices, policies, presence, session
 from .features.accounts.store import all_users
 from .features.accounts.users import UserCache
 from .features.policies.store import rules
@@ -46,6 +46,7 @@ MIGRATIONS = (
     *messaging.MIGRATIONS,
     *directory.MIGRATIONS,
     *policies.MIGRATIONS,
+    *notices.MIGRATIONS,
 )
 
 
@@ -97,6 +98,7 @@ def build_router(services: Services) -> Router:
             directory.feature(services),
             policies.feature(services),
             archive.feature(services),
+            notices.feature(services),
         ],
         services.policy,
     )

@@ -21,6 +21,7 @@ from corridor.protocol.messages import ROLES
 CONFIG_NAME = "corridor.toml"
 DEFAULT_PORT = 7740
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+MAX_GROUP_MEMBERS = 5000  # the bound on member lists in the protocol's group messages
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,9 @@ class Limits:
     password_hash_concurrency: int = 2
     failed_logins_per_hour: int = 100
     shutdown_grace: float = 5.0
+    max_group_members: int = 2000
+    recall_window: float = 120.0
+    notices_per_hour: int = 20
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,10 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
             parse_listen(address)
         except ConfigError as exc:
             raise ConfigError(f"{source}: key 'server.listen': {exc}") from None
+    if config.limits.max_group_members > MAX_GROUP_MEMBERS:
+        raise ConfigError(
+            f"{source}: key 'limits.max_group_members' must be at most {MAX_GROUP_MEMBERS:,} (what the protocol carries)"
+        )
     if not config.server.hostnames:
         raise ConfigError(f"{source}: key 'server.hostnames' needs at least one name")
     _check_ldap(source, config.ldap)

@@ -10,7 +10,8 @@ On top of roles come the organisation's own rules (see `docs/policies.md`):
   open to department admins declare what each request touches (`Targets`);
 - `restrict_messages` rules limit who may message the people of a department;
 - `hide` rules make departments, and the people only in them, invisible in the directory;
-- `group_create`, `broadcast` and `archive_read` rules say who may do those (`decide`).
+- `group_create`, `broadcast` and `archive_read` rules say who may do those (`decide`);
+- inside a group, its owner and admins have the powers in `GROUP_POWERS`.
 The rules live in memory (they are few, and the hot path reads them on every message); the org
 tree is asked in SQL at decision time, only when a rule needs it.
 """
@@ -69,6 +70,18 @@ class Decision:
 
 
 EVERYTHING = View()
+
+# What each role inside a group may do there (the group's own roles, not the organisation's).
+GROUP_POWERS = {
+    "add_members": frozenset({"owner", "admin"}),
+    "remove_members": frozenset({"owner", "admin"}),
+    "update": frozenset({"owner", "admin"}),
+    "announce": frozenset({"owner", "admin"}),
+    "mention_all": frozenset({"owner", "admin"}),
+    "recall_any": frozenset({"owner", "admin"}),
+    "set_role": frozenset({"owner"}),
+    "dissolve": frozenset({"owner"}),
+}
 
 
 def _subject_matches(subject: str, user: UserRow, ancestry: frozenset[int]) -> bool:
@@ -228,6 +241,19 @@ class Policy:
             hidden = department in view.invisible
             return Decision(not hidden, f"department {department} is {'hidden from' if hidden else 'visible to'} {user.username}")
         return await self._db.read(lambda conn: self._granted(conn, user, permission, department))
+
+    def may_in_group(self, role: str, power: str) -> bool:
+        """Whether a member with group `role` has `power` there."""
+        return role in GROUP_POWERS[power]
+
+    def require_in_group(self, role: str, power: str, target_role: str | None = None) -> None:
+        """Raise FORBIDDEN unless a member with group `role` has `power`; for removals, only the
+        owner removes admins, and nobody removes the owner."""
+        if not self.may_in_group(role, power):
+            holders = " and its admins" if "admin" in GROUP_POWERS[power] else ""
+            raise make_error("FORBIDDEN", f"only the group's owner{holders} may do that")
+        if target_role == "owner" or (target_role == "admin" and role != "owner"):
+            raise make_error("FORBIDDEN", f"a group {role} cannot remove its {target_role}")
 
     def _granted(self, conn, user: UserRow, permission: str, department: int | None) -> Decision:
         if permission == "archive_read" and user.role != "auditor":

@@ -11,7 +11,7 @@ import pytest
 from corridor.client.client import Client
 from corridor.client.directory import Directory, sync_directory
 from corridor.protocol.errors import RequestError
-from corridor.protocol.messages import AdminLog, DirectoryImport, ImportPerson
+from corridor.protocol.messages import AdminLog, DirectoryImport, ImportPerson, InviteList
 
 from .cli_helpers import admin, employee, run
 from .helpers import admin_request
@@ -133,3 +133,11 @@ async def test_the_answer_with_invites_always_fits_in_a_frame(org):
     result = await imported(org, crowd[:2000], invites=True)  # the largest answer there can be
     assert len(result.invites) == 2000 and result.created == 2000
     assert len(result.changes) + result.omitted == 2000 + 51
+
+
+async def test_deactivating_by_import_revokes_unused_invites(org):
+    await imported(org, invites=True)
+    assert "wangwu" in {i.user for i in (await admin_request(org.data_dir, InviteList())).invites}
+    leaving = [*PEOPLE[:2], ImportPerson(username="wangwu", display_name="Wang Wu", active=False)]
+    assert (await imported(org, leaving)).deactivated == 1
+    assert "wangwu" not in {i.user for i in (await admin_request(org.data_dir, InviteList())).invites}

@@ -13,6 +13,8 @@ from corridor.protocol.messages import (
     AdminLog,
     DepartmentAdd,
     DeviceList,
+    GroupCreate,
+    GroupGet,
     InviteList,
     InviteRevoke,
     PolicyCheck,
@@ -165,15 +167,22 @@ async def test_invites_can_be_listed_and_revoked(org):
 
 async def test_deactivating_with_a_handover_moves_reports_and_admin_scope_to_the_successor(org):
     ids, people = await make_org(org)
-    await org.user("lead")
+    lead = await org.user("lead")
     await org.user("next")
+    async with Client.open(lead, receive=False) as client:
+        group = (await client.request(GroupCreate(name="Platform guild", members=("erin",)))).id
     await admin_request(org.data_dir, RoleSet(user="lead", role="dept_admin", departments=(ids["engineering"],)))
     await admin_request(org.data_dir, RoleSet(user="next", role="dept_admin", departments=(ids["board"],)))
     await admin_request(org.data_dir, ProfileSet(user="next", manager="lead"))  # the successor reported to lead
     await admin_request(org.data_dir, ProfileSet(user="erin", manager="lead"))
     await admin_request(org.data_dir, PolicySet(kind="restrict_messages", department=ids["board"], subjects=("user:lead",)))
     result = await admin_request(org.data_dir, UserDeactivate(user="lead", handover="next"))
-    assert result.handed_over == ("1 direct report", f"department-admin scope ({ids['engineering']})", "restrict_messages rule 1")
+    assert result.handed_over == (
+        "1 direct report",
+        f"group #{group} 'Platform guild'",
+        f"department-admin scope ({ids['engineering']})",
+        "restrict_messages rule 1",
+    )
     rules = (await admin_request(org.data_dir, PolicyList())).rules
     assert rules[0].subjects == ("user:next",)
     async with Client.open(people["erin"], receive=False) as erin:
@@ -181,6 +190,8 @@ async def test_deactivating_with_a_handover_moves_reports_and_admin_scope_to_the
         with Directory(people["erin"]) as copy:
             managers = {p.user: p.manager for p in copy.people()}
             assert managers["erin"] == "next" and managers["next"] == ""  # never their own manager
+        guild = await erin.request(GroupGet(group=group))
+        assert (guild.owner, guild.members, guild.admins) == ("next", ("erin", "lead", "next"), ())
     check = await admin_request(org.data_dir, PolicyCheck(user="next", permission="see_department", department=ids["platform"]))
     assert check.allowed
 

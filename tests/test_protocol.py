@@ -1,5 +1,6 @@
 """The sans-I/O protocol through two in-memory peers, whole buffers and one byte at a time."""
 
+import dataclasses
 import struct
 
 import msgpack
@@ -204,3 +205,17 @@ def test_an_answer_too_large_to_frame_leaves_the_request_answerable():
     client.receive_data(server.send_failure(hello.id, make_error("INTERNAL")))
     (failure,) = drain(client)
     assert failure.error.code == "INTERNAL"
+
+
+def test_no_message_field_collides_with_the_envelope():
+    """A request's `type` and `id`, an event's `type` and `re`, belong to the envelope: a field of
+    that name would be overwritten on the wire."""
+    from corridor.protocol.messages import EVENTS, REQUESTS
+
+    clashes = [
+        f"{cls.__name__}.{f.name}" for cls in REQUESTS.values() for f in dataclasses.fields(cls) if f.name in ("type", "id")
+    ]
+    clashes += [
+        f"{cls.__name__}.{f.name}" for cls in EVENTS.values() for f in dataclasses.fields(cls) if f.name in ("type", "re")
+    ]
+    assert clashes == []

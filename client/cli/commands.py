@@ -14,7 +14,7 @@ from pathlib import Path
 import trio
 
 from corridor.protocol.errors import CorridorError, make_error
-from corridor.protocol.messages import PRESENCE_STATES, MessageEvent, PresenceEvent
+from corridor.protocol.messages import PRESENCE_STATES, MessageEvent, NoticeEvent, PresenceEvent, ReadEvent, TypingEvent
 
 from ..client import Client
 from ..discovery import discover
@@ -77,7 +77,15 @@ def _when(ts: float) -> str:
 
 
 def _message_line(event: MessageEvent) -> str:
-    return f"[{_when(event.ts)}] {event.sender} → {event.recipient}: {event.text}"
+    where = event.recipient or f"#{event.conversation}"
+    if event.kind == "system":  # a change to a group, in words
+        return f"[{_when(event.ts)}] #{event.conversation} · {event.text}"
+    text = {
+        "recall": f"(recalled #{event.ref})",
+        "edit": f"(edited #{event.ref}) {event.text}",
+        "recalled": "(recalled)",
+    }.get(event.kind, event.text + (" (edited)" if event.edited else ""))
+    return f"[{_when(event.ts)}] {event.sender} → {where}: {text}"
 
 
 def _message_json(event: MessageEvent) -> dict:
@@ -153,6 +161,14 @@ async def _listen(args: argparse.Namespace, profile: Profile) -> int:
                     received += 1
                     if args.count and received >= args.count:
                         break
+                elif isinstance(event, ReadEvent):
+                    text = f"{event.user} read conversation {event.conversation} up to #{event.seq}"
+                    emit({"type": "read", **event.to_fields()}, args.json, text)
+                elif isinstance(event, NoticeEvent):
+                    text = f"[{_when(event.ts)}] notice {event.id} from {event.sender}: {event.title} — {event.text}"
+                    emit({"type": "notice", **event.to_fields()}, args.json, text)
+                elif isinstance(event, TypingEvent):
+                    emit({"type": "typing", "user": event.user}, args.json, f"{event.user} is typing…")
                 elif isinstance(event, PresenceEvent):
                     emit(
                         {"type": "presence", "user": event.user, "status": event.status},

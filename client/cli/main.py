@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from . import admin, commands, devices, directory
+from . import admin, commands, devices, directory, groups, notices, reading, recall
 
 # name → (module with main(argv) -> int, one-line help)
 SERVER_COMMANDS = {
@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)
     directory.register(sub)
     devices.register(sub)
+    groups.register(sub)
+    reading.register(sub)
+    recall.register(sub)
+    notices.register(sub)
     admin.register(sub)
     return parser
 

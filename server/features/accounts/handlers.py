@@ -31,6 +31,8 @@ from corridor.protocol.names import USERNAME, USERNAME_RULE
 from ...services import Services
 from ...sessions import DEPT_ADMIN, Actor, Session
 from ..directory.store import handover_reports_txn, set_memberships_txn
+from ..messaging.delivery import deliver
+from ..messaging.group_store import handover_txn as group_handover_txn
 from ..policies.store import handover_txn, rules
 from . import store
 from .passwords import PasswordHasher
@@ -164,22 +166,25 @@ class AccountHandlers:
         now, actor = self.services.clock(), session.actor.label
 
         def txn(conn):
-            handed = []
+            handed, said = [], []
             if successor is not None:
                 ids = {"user_id": user.id, "successor_id": successor.id}
-                handed = handover_reports_txn(conn, **ids) + handover_txn(
-                    conn, **ids, username=user.username, successor=successor.username, rules=session.actor.role != DEPT_ADMIN
-                )
+                names = {"username": user.username, "successor": successor.username}
+                groups, said = group_handover_txn(conn, **ids, **names, now=now)
+                handed = handover_reports_txn(conn, **ids) + groups
+                handed += handover_txn(conn, **ids, **names, rules=session.actor.role != DEPT_ADMIN)
                 store.record_handover_txn(
                     conn, actor=actor, now=now, user=user.username, successor=successor.username, items=handed
                 )
-            return store.set_active_txn(conn, user_id=user.id, active=False, actor=actor, now=now), handed, rules(conn)
+            return store.set_active_txn(conn, user_id=user.id, active=False, actor=actor, now=now), handed, rules(conn), said
 
         def committed(result):
             self.services.users.put(result[0])
             self.services.policy.set_rules(result[2])
+            for message, members in result[3]:
+                deliver(self.services, message, None, members)
 
-        row, handed, _ = await self.services.db.write(txn, after_commit=committed)
+        row, handed, _, _ = await self.services.db.write(txn, after_commit=committed)
         ended = self.services.sessions.end_sessions(make_error("ACCOUNT_DISABLED", "this account was deactivated"), user.id)
         log.info("%s deactivated %s (%d live sessions ended)", actor, row.username, ended)
         return DeactivateResult(sessions_ended=ended, handed_over=tuple(handed))

@@ -10,6 +10,8 @@ and departments made by hand are never touched by a prune.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +21,14 @@ from corridor.protocol.messages import ImportPerson
 from corridor.protocol.names import USERNAME, USERNAME_RULE
 
 from ...sessions import DEPT_ADMIN
-from ..accounts.store import create_invite_txn
+from ..accounts.store import create_invite_txn, revoke_invites_txn
 from ..archive.store import admin_action_txn
 from . import store
 
+# An import's answer must fit in one frame (1 MiB by default) with its invites: the changes in
+# words are listed up to a count and a size, and the rest only counted.
 MAX_CHANGES_LISTED = 5000
+MAX_CHANGES_BYTES = 256 * 1024
 MAX_PROBLEMS_LISTED = 20
 _FIELDS = ("display_name", "title", "email", "phone", "extension", "employee_no")
 
@@ -48,10 +53,12 @@ class Plan:
     )
     changes: list[str] = field(default_factory=list)
     omitted: int = 0
+    _listed_bytes: int = 0
 
     def say(self, text: str) -> None:
-        if len(self.changes) < MAX_CHANGES_LISTED:
+        if len(self.changes) < MAX_CHANGES_LISTED and self._listed_bytes + len(text) <= MAX_CHANGES_BYTES:
             self.changes.append(text)
+            self._listed_bytes += len(text.encode())
         else:
             self.omitted += 1
 
@@ -114,7 +121,7 @@ def plan(conn: sqlite3.Connection, people: list[ImportPerson], departments: list
     wanted: set[Path] = set()
     for path in [*departments, *(p for person in people for p in person.departments)]:
         wanted.update(path[:n] for n in range(1, len(path) + 1))
-    for path in sorted(wanted, key=len):
+    for path in sorted(wanted, key=lambda p: (len(p), p)):  # parents first; the same ids every run
         if path not in tree.id_of:
             result.new_departments.append(path)
             result.say(f"create department {_path_text(path)}")
@@ -129,6 +136,9 @@ def plan(conn: sqlite3.Connection, people: list[ImportPerson], departments: list
             where = ", ".join(map(_path_text, person.departments)) or "no department"
             result.say(f"create {name} ({person.display_name}) in {where}" + ("" if person.active else ", deactivated"))
             continue
+        if prune and current[name][4] != source and person.role is not None:
+            # A source that owns accounts decides roles only of the accounts it made.
+            person = dataclasses.replace(person, role=None)
         differences = _differences(row, current[name][2], person, tree)
         if differences:
             result.updates.append((row.id, person))
@@ -157,7 +167,10 @@ def _plan_prune(
     ):
         if active and user_id not in leaving and username not in listed:
             holders[department] = holders.get(department, 0) + 1
-    named = {d for (d,) in conn.execute("SELECT department_id FROM policy_rules WHERE department_id IS NOT NULL")}
+    named = set()
+    for department, subjects in conn.execute("SELECT department_id, subjects FROM policy_rules"):
+        named.add(department)
+        named.update(int(s.partition(":")[2]) for s in json.loads(subjects) if s.startswith("department:"))
     children = dict(tree.children)
     for department, path in sorted(tree.path_of.items(), key=lambda item: -len(item[1])):
         if tree.source[department] != source or path in wanted or children.get(department) or holders.get(department):
@@ -264,11 +277,13 @@ def apply_txn(
             "UPDATE profiles SET title = ?, email = ?, phone = ?, extension = ?, employee_no = ?, manager_id = ? WHERE user_id = ?",
             (person.title, person.email, person.phone, person.extension, person.employee_no, manager, user_id),
         )
+        if not person.active:
+            revoke_invites_txn(conn, user_id, now)
         department_ids = [tree.id_of[p] for p in person.departments]
         store.set_memberships_txn(conn, user_id, department_ids)
         if person.role is not None and person.role != role_before and before is not None:
             role_changed.append(user_id)
-        if (person.role or role_before) == DEPT_ADMIN:
+        if person.role == DEPT_ADMIN:
             # A department admin made by a source administers the departments the source puts it in.
             conn.execute("DELETE FROM department_admins WHERE user_id = ?", (user_id,))
             conn.executemany(
@@ -288,9 +303,7 @@ def apply_txn(
             )
     for user_id, name in result.deactivations:
         conn.execute("UPDATE users SET active = 0 WHERE id = ?", (user_id,))
-        conn.execute(
-            "UPDATE invites SET expires_at = ? WHERE user_id = ? AND used_at IS NULL AND expires_at > ?", (now, user_id, now)
-        )
+        revoke_invites_txn(conn, user_id, now)
         changed.append(user_id)
         admin_action_txn(conn, actor=actor, now=now, action="user_deactivate", user=name, source=source, before={"active": True})
     for department, path in result.removed_departments:

@@ -1,14 +1,27 @@
-"""Sending, syncing and reading 1:1 messages."""
+"""Sending, syncing and reading 1:1 messages; recalling and editing any message."""
 
 from __future__ import annotations
 
+import uuid
+
 from corridor.protocol.errors import make_error
 from corridor.protocol.framing import DEFAULT_MAX_FRAME_BYTES
-from corridor.protocol.messages import ChatMessage, History, HistoryResult, MessageEvent, Send, SendResult, Sync, SyncResult
+from corridor.protocol.messages import (
+    ChatMessage,
+    Cursor,
+    Edit,
+    History,
+    HistoryResult,
+    Recall,
+    Send,
+    SendResult,
+    Sync,
+    SyncResult,
+)
 
 from ...services import Services
-from ...sessions import Delivery, Session
-from . import store
+from ...sessions import Session
+from . import delivery, group_store, read_store, store
 
 # Per-message framing overhead allowance on top of the text (field names, ids, numbers).
 MESSAGE_OVERHEAD = 256
@@ -34,30 +47,13 @@ class MessagingHandlers:
         # accepts, even where an admin raised the server's own receive limit.
         self.page_bytes = min(services.config.limits.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES) * 3 // 4
 
-    def _chat(self, stored: store.StoredMessage, cls: type[ChatMessage] = ChatMessage) -> ChatMessage:
-        users = self.services.users
-        recipient = users.name_of(stored.recipient_id) if stored.recipient_id is not None else ""
-        return cls(
-            conversation=stored.conversation,
-            seq=stored.seq,
-            sender=users.name_of(stored.sender_id),
-            recipient=recipient,
-            msg_id=stored.msg_id,
-            text=stored.text,
-            ts=stored.ts,
-        )
+    def chat(self, stored: store.StoredMessage, cls: type[ChatMessage] = ChatMessage) -> ChatMessage:
+        """The wire form of a stored message."""
+        return delivery.chat_message(self.services.users, stored, cls)
 
-    def _deliver(self, stored: store.StoredMessage, origin: int) -> None:
-        """After commit: push to every session of both people, except the sending one, which
-        learns the message from its acknowledgement."""
-        if stored.duplicate:
-            return
-        delivery = Delivery(self._chat(stored, MessageEvent), origin)
-        bus = self.services.bus
-        bus.publish(f"user:{stored.sender_id}", delivery)
-        if stored.recipient_id != stored.sender_id:
-            bus.publish(f"user:{stored.recipient_id}", delivery)
-        bus.publish("message.stored", stored)
+    def deliver(self, stored: store.StoredMessage, origin: int | None, to: list[int]) -> None:
+        """After commit: push to everyone in `to` (see `delivery.deliver`)."""
+        delivery.deliver(self.services, stored, origin, to)
 
     def _user(self, username: str, *, active: bool):
         user = self.services.users.by_name(username.lower())
@@ -81,7 +77,7 @@ class MessagingHandlers:
                 text=msg.text,
                 now=now,
             ),
-            after_commit=lambda stored: self._deliver(stored, session.id),
+            after_commit=lambda stored: self.deliver(stored, session.id, [stored.sender_id, recipient.id]),
         )
         return SendResult(conversation=stored.conversation, seq=stored.seq, ts=stored.ts, duplicate=stored.duplicate)
 
@@ -89,9 +85,13 @@ class MessagingHandlers:
         """Everything after the client's cursors, in order, paged by `limit`."""
         cursors = {cursor.conversation: cursor.seq for cursor in msg.after}
         user_id = session.actor.user_id
-        found, more = await self.services.db.read(lambda conn: store.messages_after(conn, user_id, cursors, msg.limit))
+        found, more, starts = await self.services.db.read(lambda conn: store.messages_after(conn, user_id, cursors, msg.limit))
         found, cut = fit_in_frame(found, self.page_bytes)
-        return SyncResult(messages=tuple(self._chat(m) for m in found), more=more or cut)
+        return SyncResult(
+            messages=tuple(self.chat(m) for m in found),
+            more=more or cut,
+            starts=tuple(Cursor(conversation=c, seq=s) for c, s in starts.items()),
+        )
 
     async def history(self, session: Session, msg: History) -> HistoryResult:
         """The 1:1 conversation with one user, oldest first (also with someone who has left)."""
@@ -109,4 +109,62 @@ class MessagingHandlers:
             found = newest[::-1]
         else:
             found, _ = fit_in_frame(found, self.page_bytes)
-        return HistoryResult(conversation=conversation, messages=tuple(self._chat(m) for m in found))
+        return HistoryResult(conversation=conversation, messages=tuple(self.chat(m) for m in found))
+
+    # -- recall and edit ----------------------------------------------------------------------
+
+    async def recall(self, session: Session, msg: Recall) -> SendResult:
+        """Take back a message (see `_change`)."""
+        return await self._change(session, msg.conversation, msg.seq, "recall", "")
+
+    async def edit(self, session: Session, msg: Edit) -> SendResult:
+        """Change a message's text (see `_change`)."""
+        return await self._change(session, msg.conversation, msg.seq, "edit", msg.text)
+
+    async def _change(self, session: Session, conversation: int, seq: int, kind: str, text: str) -> SendResult:
+        """The sender within the recall window, or a group's owner and admins for a recall at any
+        time: the message shows the change, and everyone in the conversation gets a `recall` or
+        `edit` message about it, delivered and archived like any other."""
+        me, now = session.actor, self.services.clock()
+        window = self.services.config.limits.recall_window
+        policy = self.services.policy
+
+        def txn(conn):
+            conversation_kind, _, joined = read_store.conversation_of(conn, conversation, me.user_id)
+            target = store.message(conn, conversation, seq)
+            if target is None or seq <= joined or target.kind not in ("text", "recalled"):
+                raise make_error("NO_SUCH_MESSAGE", f"conversation {conversation} has no message #{seq} that can be changed")
+            if conversation_kind == "group":
+                found, role = group_store.group(conn, conversation, me.user_id)
+                if found.dissolved:
+                    raise make_error("NO_SUCH_GROUP", f"group {conversation} was dissolved")
+            if target.kind == "recalled":
+                earlier = store.recall_of(conn, conversation, seq)
+                if kind == "recall" and earlier is not None and earlier.sender_id == me.user_id:
+                    return earlier, []  # a retry of my own recall: the same answer
+                raise make_error("NO_SUCH_MESSAGE", f"message #{seq} was recalled")
+            moderator = kind == "recall" and conversation_kind == "group" and policy.may_in_group(role, "recall_any")
+            if target.sender_id != me.user_id and not moderator:
+                raise make_error("FORBIDDEN", f"only its sender may {kind} message #{seq}")
+            if not moderator and now - target.ts > window:
+                raise make_error("TOO_LATE", f"messages can be changed for {window:g} s after sending")
+            store.change_txn(conn, target, kind=kind, text=text, now=now)
+            change = store.append_message_txn(
+                conn,
+                conversation=conversation,
+                sender_id=me.user_id,
+                sender_name=me.username,
+                device_id=me.device_id,
+                recipient_id=target.recipient_id,
+                msg_id=f"{kind}-{uuid.uuid4().hex}",
+                text=text,
+                now=now,
+                kind=kind,
+                ref=seq,
+            )
+            return change, group_store.member_ids(conn, conversation)
+
+        change, _ = await self.services.db.write(
+            txn, after_commit=lambda outcome: self.deliver(outcome[0], session.id, outcome[1])
+        )
+        return SendResult(conversation=change.conversation, seq=change.seq, ts=change.ts, duplicate=change.duplicate)

@@ -1,4 +1,4 @@
-"""Messaging schema: conversations with a gap-free sequence, members, and messages."""
+"""Messaging schema: conversations with a gap-free sequence, members, and messages; groups."""
 
 from ...storage.migrations import Migration
 
@@ -30,6 +30,57 @@ MIGRATIONS = (
             PRIMARY KEY (conversation_id, seq)
         ) WITHOUT ROWID;
         CREATE UNIQUE INDEX messages_idempotency ON messages (device_id, msg_id);
+        """,
+    ),
+    Migration(
+        "messaging.0002_groups",
+        """
+        ALTER TABLE conversation_members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX conversation_members_conversation ON conversation_members (conversation_id);
+        ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
+        ALTER TABLE messages ADD COLUMN mentions TEXT NOT NULL DEFAULT '';
+        CREATE TABLE groups (
+            conversation_id INTEGER PRIMARY KEY REFERENCES conversations (id),
+            name TEXT NOT NULL,
+            owner_id INTEGER NOT NULL REFERENCES users (id),
+            welcome TEXT NOT NULL DEFAULT '',
+            announcement TEXT NOT NULL DEFAULT '',
+            announcement_by INTEGER REFERENCES users (id),
+            announcement_ts REAL NOT NULL DEFAULT 0,
+            announcement_version INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            dissolved_at REAL
+        );
+        CREATE TABLE group_admins (
+            conversation_id INTEGER NOT NULL REFERENCES groups (conversation_id),
+            user_id INTEGER NOT NULL REFERENCES users (id),
+            PRIMARY KEY (conversation_id, user_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE announcement_reads (
+            conversation_id INTEGER NOT NULL REFERENCES groups (conversation_id),
+            user_id INTEGER NOT NULL REFERENCES users (id),
+            version INTEGER NOT NULL,
+            PRIMARY KEY (conversation_id, user_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
+    Migration(
+        "messaging.0003_read_marks",
+        """
+        CREATE TABLE read_marks (
+            user_id INTEGER NOT NULL REFERENCES users (id),
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id),
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (user_id, conversation_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX read_marks_conversation ON read_marks (conversation_id, seq);
+        """,
+    ),
+    Migration(
+        "messaging.0004_recall_edit",
+        """
+        ALTER TABLE messages ADD COLUMN ref INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE messages ADD COLUMN edited_at REAL;
         """,
     ),
 )

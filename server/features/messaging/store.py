@@ -1,4 +1,4 @@
-"""The messaging feature's SQL.
+"""The messaging feature's SQL for messages and 1:1 conversations (groups: `group_store`).
 
 `send_direct_txn` does the whole send in the caller's transaction: the idempotency check on
 (sender device, msg_id), the conversation (created on first use), the next sequence number,
@@ -8,6 +8,7 @@ message always has its seq and its archive entry, and a retry finds the original
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 
@@ -23,10 +24,19 @@ class StoredMessage:
     msg_id: str
     text: str
     ts: float
+    kind: str = "text"
+    mentions: tuple[str, ...] = ()
+    ref: int = 0
+    edited: float = 0.0
     duplicate: bool = False
 
 
-_COLUMNS = "conversation_id, seq, sender_id, recipient_id, msg_id, text, ts"
+_COLUMNS = "conversation_id, seq, sender_id, recipient_id, msg_id, text, ts, kind, mentions, ref, coalesce(edited_at, 0)"
+_WRITTEN = "conversation_id, seq, sender_id, recipient_id, msg_id, text, ts, kind, mentions, ref, device_id"
+
+
+def _stored(row, duplicate: bool = False) -> StoredMessage:
+    return StoredMessage(*row[:7], row[7], tuple(json.loads(row[8])) if row[8] else (), row[9], row[10], duplicate)
 
 
 def _direct_key(a: int, b: int) -> str:
@@ -37,6 +47,89 @@ def direct_conversation(conn: sqlite3.Connection, a: int, b: int) -> int | None:
     """The id of the 1:1 conversation between two users, if they ever talked."""
     row = conn.execute("SELECT id FROM conversations WHERE direct_key = ?", (_direct_key(a, b),)).fetchone()
     return row[0] if row else None
+
+
+def find_duplicate(conn: sqlite3.Connection, device_id: int, msg_id: str) -> StoredMessage | None:
+    """The message this device already sent with this id, if any (a retry)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE device_id = ? AND msg_id = ?", (device_id, msg_id)).fetchone()
+    return _stored(row, duplicate=True) if row else None
+
+
+def append_message_txn(
+    conn: sqlite3.Connection,
+    *,
+    conversation: int,
+    sender_id: int,
+    sender_name: str,
+    device_id: int,
+    recipient_id: int | None,
+    msg_id: str,
+    text: str,
+    now: float,
+    kind: str = "text",
+    mentions: tuple[str, ...] = (),
+    ref: int = 0,
+) -> StoredMessage:
+    """Give the message the conversation's next seq, store it and archive it, in the caller's
+    transaction."""
+    (seq,) = conn.execute(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (conversation,)
+    ).fetchone()
+    conn.execute(
+        f"INSERT INTO messages ({_WRITTEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            conversation,
+            seq,
+            sender_id,
+            recipient_id,
+            msg_id,
+            text,
+            now,
+            kind,
+            json.dumps(mentions) if mentions else "",
+            ref,
+            device_id,
+        ),
+    )
+    payload = {"seq": seq, "sender": sender_id, "recipient": recipient_id, "device": device_id, "msg_id": msg_id, "text": text}
+    if kind != "text":
+        payload["kind"] = kind
+    if mentions:
+        payload["mentions"] = list(mentions)
+    if ref:
+        payload["ref"] = ref
+    append_txn(conn, ts=now, actor=sender_name, kind="message", conversation=conversation, payload=payload)
+    return StoredMessage(conversation, seq, sender_id, recipient_id, msg_id, text, now, kind, mentions, ref)
+
+
+def message(conn: sqlite3.Connection, conversation: int, seq: int) -> StoredMessage | None:
+    """One message as it stands now."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?", (conversation, seq)).fetchone()
+    return _stored(row) if row else None
+
+
+def recall_of(conn: sqlite3.Connection, conversation: int, seq: int) -> StoredMessage | None:
+    """The `recall` message that took back message `seq`, if any."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND kind = 'recall' AND ref = ?", (conversation, seq)
+    ).fetchone()
+    return _stored(row, duplicate=True) if row else None
+
+
+def change_txn(conn: sqlite3.Connection, target: StoredMessage, *, kind: str, text: str, now: float) -> None:
+    """Make the stored message show its recall (no text) or its edit (new text, when); the
+    archive, append-only, keeps what it said before."""
+    if kind == "recall":
+        conn.execute(
+            "UPDATE messages SET kind = 'recalled', text = '', mentions = '', edited_at = NULL"
+            " WHERE conversation_id = ? AND seq = ?",
+            (target.conversation, target.seq),
+        )
+    else:
+        conn.execute(
+            "UPDATE messages SET text = ?, edited_at = ? WHERE conversation_id = ? AND seq = ?",
+            (text, now, target.conversation, target.seq),
+        )
 
 
 def send_direct_txn(
@@ -51,9 +144,9 @@ def send_direct_txn(
     now: float,
 ) -> StoredMessage:
     """Store a 1:1 message exactly once; a repeated (device, msg_id) returns the original."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE device_id = ? AND msg_id = ?", (device_id, msg_id)).fetchone()
-    if row:
-        return StoredMessage(*row, duplicate=True)
+    duplicate = find_duplicate(conn, device_id, msg_id)
+    if duplicate is not None:
+        return duplicate
     conversation = direct_conversation(conn, sender_id, recipient_id)
     if conversation is None:
         conversation = conn.execute(
@@ -64,65 +157,64 @@ def send_direct_txn(
             "INSERT INTO conversation_members (user_id, conversation_id) VALUES (?, ?)",
             {(sender_id, conversation), (recipient_id, conversation)},
         )
-    (seq,) = conn.execute(
-        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (conversation,)
-    ).fetchone()
-    conn.execute(
-        f"INSERT INTO messages ({_COLUMNS}, device_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (conversation, seq, sender_id, recipient_id, msg_id, text, now, device_id),
-    )
-    append_txn(
+    return append_message_txn(
         conn,
-        ts=now,
-        actor=sender_name,
-        kind="message",
         conversation=conversation,
-        payload={"seq": seq, "sender": sender_id, "recipient": recipient_id, "device": device_id, "msg_id": msg_id, "text": text},
+        sender_id=sender_id,
+        sender_name=sender_name,
+        device_id=device_id,
+        recipient_id=recipient_id,
+        msg_id=msg_id,
+        text=text,
+        now=now,
     )
-    return StoredMessage(conversation, seq, sender_id, recipient_id, msg_id, text, now)
 
 
 def messages_after(
     conn: sqlite3.Connection, user_id: int, cursors: dict[int, int], limit: int
-) -> tuple[list[StoredMessage], bool]:
+) -> tuple[list[StoredMessage], bool, dict[int, int]]:
     """Up to `limit` messages after each cursor in every conversation of the user, in seq order per
-    conversation; conversations without a cursor start from 0. Returns (messages, more)."""
+    conversation; conversations without a cursor start from 0, or from where the user joined.
+    Returns (messages, more, {conversation: join point} where that is past the cursor)."""
     conversations = conn.execute(
-        "SELECT c.id, c.last_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id "
+        "SELECT c.id, c.last_seq, m.joined_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id "
         "WHERE m.user_id = ? ORDER BY c.id",
         (user_id,),
     ).fetchall()
     found: list[StoredMessage] = []
-    for conversation, last_seq in conversations:
+    starts: dict[int, int] = {}
+    for conversation, last_seq, joined_seq in conversations:
         after = cursors.get(conversation, 0)
+        if joined_seq > after:  # a group's members see it from when they joined
+            after = starts[conversation] = joined_seq
         if last_seq <= after:
             continue
         room = limit - len(found)
         if room <= 0:
-            return found, True
+            return found, True, starts
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (conversation, after, room),
         ).fetchall()
-        found.extend(StoredMessage(*row) for row in rows)
+        found.extend(_stored(row) for row in rows)
         if rows and rows[-1][1] < last_seq:
-            return found, True
-    return found, False
+            return found, True, starts
+    return found, False, starts
 
 
 def history(
-    conn: sqlite3.Connection, conversation: int, before: int | None, after: int | None, limit: int
+    conn: sqlite3.Connection, conversation: int, before: int | None, after: int | None, limit: int, floor: int = 0
 ) -> list[StoredMessage]:
-    """Messages of one conversation, oldest first: the latest `limit` before `before`, or the
-    first `limit` after `after`."""
+    """Messages of one conversation after seq `floor` (where the reader joined), oldest first:
+    the latest `limit` before `before`, or the first `limit` after `after`."""
     if after is not None:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (conversation, after, limit),
+            (conversation, max(after, floor), limit),
         ).fetchall()
-        return [StoredMessage(*row) for row in rows]
+        return [_stored(row) for row in rows]
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-        (conversation, before if before is not None else 2**62, limit),
+        f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+        (conversation, floor, before if before is not None else 2**62, limit),
     ).fetchall()
-    return [StoredMessage(*row) for row in reversed(rows)]
+    return [_stored(row) for row in reversed(rows)]

@@ -1,0 +1,71 @@
+"""The SQL of read marks: how far each member has read each conversation."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from corridor.protocol.errors import make_error
+
+
+def conversation_of(conn: sqlite3.Connection, conversation: int, user_id: int) -> tuple[str, int, int]:
+    """(kind, last seq, the member's join point) of a conversation the user is in;
+    NO_SUCH_CONVERSATION otherwise, so outsiders learn nothing about it."""
+    row = conn.execute(
+        "SELECT c.kind, c.last_seq, m.joined_seq FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id"
+        " WHERE c.id = ? AND m.user_id = ?",
+        (conversation, user_id),
+    ).fetchone()
+    if row is None:
+        raise make_error("NO_SUCH_CONVERSATION", f"you are in no conversation {conversation}")
+    return row
+
+
+def mark_read_txn(conn: sqlite3.Connection, user_id: int, conversation: int, seq: int) -> int:
+    """Move the user's read mark forward to `seq` (capped at the conversation's last message);
+    returns the mark now stored."""
+    _, last_seq, _ = conversation_of(conn, conversation, user_id)
+    (mark,) = conn.execute(
+        "INSERT INTO read_marks (user_id, conversation_id, seq) VALUES (?, ?, ?)"
+        " ON CONFLICT (user_id, conversation_id) DO UPDATE SET seq = max(seq, excluded.seq) RETURNING seq",
+        (user_id, conversation, min(seq, last_seq)),
+    ).fetchone()
+    return mark
+
+
+def other_members(conn: sqlite3.Connection, conversation: int, user_id: int) -> list[int]:
+    """The conversation's members other than the user."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT user_id FROM conversation_members WHERE conversation_id = ? AND user_id != ?", (conversation, user_id)
+        )
+    ]
+
+
+def unread(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, int, int, int]]:
+    """(conversation, unread messages from others, last seq, read mark) for every conversation of
+    the user with something unread; counted from the read mark or the join point, whichever is
+    later. Group changes, recalls and edits are not messages to read: they do not count."""
+    return conn.execute(
+        "SELECT c.id, (SELECT count(*) FROM messages x WHERE x.conversation_id = c.id"
+        "   AND x.seq > max(coalesce(r.seq, 0), m.joined_seq) AND x.sender_id != ? AND x.kind IN ('text', 'welcome')),"
+        " c.last_seq, coalesce(r.seq, 0)"
+        " FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id"
+        " LEFT JOIN read_marks r ON r.user_id = m.user_id AND r.conversation_id = c.id"
+        " WHERE m.user_id = ? AND c.last_seq > max(coalesce(r.seq, 0), m.joined_seq) ORDER BY c.id",
+        (user_id, user_id),
+    ).fetchall()
+
+
+def receipts(conn: sqlite3.Connection, conversation: int, user_id: int, seq: int) -> tuple[list[int], list[int]]:
+    """Of the other members who can see message `seq`, those who read it and those who did not."""
+    read, not_read = [], []
+    for member, mark, joined in conn.execute(
+        "SELECT m.user_id, coalesce(r.seq, 0), m.joined_seq FROM conversation_members m"
+        " LEFT JOIN read_marks r ON r.user_id = m.user_id AND r.conversation_id = m.conversation_id"
+        " WHERE m.conversation_id = ? AND m.user_id != ?",
+        (conversation, user_id),
+    ):
+        if joined < seq:
+            (read if mark >= seq else not_read).append(member)
+    return read, not_read
