@@ -42,6 +42,7 @@ from corridor.protocol.messages import (
     PresenceEvent,
     QueryPresence,
     Request,
+    ResyncEvent,
     Send,
     SendResult,
     SetPresence,
@@ -69,10 +70,10 @@ APP_BUFFER = 1000
 GROUP_PREFIX = "#"
 
 
-def _send_request(target: str, msg_id: str, text: str) -> Send | GroupSend:
+def _send_request(target: str, msg_id: str, text: str, urgent: bool = False) -> Send | GroupSend:
     if target.startswith(GROUP_PREFIX):
         return GroupSend(group=int(target[len(GROUP_PREFIX) :]), msg_id=msg_id, text=text)
-    return Send(to=target, msg_id=msg_id, text=text)
+    return Send(to=target, msg_id=msg_id, text=text, urgent=urgent)
 
 
 class Client:
@@ -275,21 +276,22 @@ class Client:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send(self, to: str, text: str, *, msg_id: str | None = None) -> SendResult:
-        """Send a 1:1 message and return once the server has stored it durably."""
+    async def send(self, to: str, text: str, *, msg_id: str | None = None, urgent: bool = False) -> SendResult:
+        """Send a 1:1 message and return once the server has stored it durably (`held` in the
+        result: the recipient is on a break)."""
         if to.startswith(GROUP_PREFIX):  # never a username: refuse it before it enters the outbox
             raise make_error("NO_SUCH_USER", f"{to!r} is not a username (send to a group with send_group)")
-        return await self._send(to.lower(), text, msg_id or uuid.uuid4().hex)
+        return await self._send(to.lower(), text, msg_id or uuid.uuid4().hex, urgent)
 
     async def send_group(self, group: int, text: str, *, msg_id: str | None = None) -> SendResult:
         """Send to a group and return once the server has stored it durably."""
         return await self._send(f"{GROUP_PREFIX}{group}", text, msg_id or uuid.uuid4().hex)
 
-    async def _send(self, target: str, text: str, msg_id: str) -> SendResult:
+    async def _send(self, target: str, text: str, msg_id: str, urgent: bool = False) -> SendResult:
         # The outbox names a group "#ID": no username starts with "#".
         self.profile.outbox_add(msg_id, target, text)
         try:
-            result, channel = await self._request(_send_request(target, msg_id, text))
+            result, channel = await self._request(_send_request(target, msg_id, text, urgent))
         except CorridorError as exc:
             if exc.code not in RETRYABLE:
                 self.profile.outbox_remove(msg_id)  # refused for good: retrying cannot help
@@ -333,12 +335,13 @@ class Client:
             self._notices_seen.add(event.id)
         await self._app_send.send(event)
 
-    async def _sync(self, channel: Channel) -> set[str]:
-        """Deliver everything after the cursors; returns the people seen in those messages."""
+    async def _sync(self, channel: Channel, only: tuple[int, ...] = ()) -> set[str]:
+        """Deliver everything after the cursors (in the `only` conversations, if given); returns
+        the people seen in those messages."""
         peers: set[str] = set()
         while True:
-            after = tuple(Cursor(conversation=c, seq=s) for c, s in self._queued.items())
-            result = await channel.request(Sync(after=after, limit=SYNC_PAGE))
+            after = tuple(Cursor(conversation=c, seq=s) for c, s in self._queued.items() if not only or c in only)
+            result = await channel.request(Sync(after=after, limit=SYNC_PAGE, conversations=only))
             for start in result.starts:  # a group joined later: nothing before this is ours to see
                 self._queued[start.conversation] = max(self._queued.get(start.conversation, 0), start.seq)
             for message in result.messages:
@@ -359,6 +362,9 @@ class Client:
                 for status in statuses.statuses:
                     await self._emit(PresenceEvent(user=status.user, status=status.status))
             async for event in channel.events:
+                if isinstance(event, ResyncEvent):  # a break ended: fetch what was held
+                    await self._sync(channel)
+                    continue
                 if not isinstance(event, MessageEvent):
                     await self._emit(event)
                     continue
@@ -366,7 +372,8 @@ class Client:
                 if event.seq == known + 1:
                     await self._emit(event)
                 elif event.seq > known + 1:
-                    await self._sync(channel)
+                    # Fill this conversation's gap only: others may be held by a break.
+                    await self._sync(channel, only=(event.conversation,))
         except CorridorError as exc:
             if exc.code not in RETRYABLE:
                 raise
@@ -390,9 +397,10 @@ class Client:
         """The latest messages with one person, oldest first."""
         return await self.request(History(with_user=with_user, limit=limit, before=before))
 
-    async def set_presence(self, status: str) -> None:
-        """Set my status: online, away, busy, or offline (appear offline)."""
-        await self.request(SetPresence(status=status))
+    async def set_presence(self, status: str, text: str = "", urgent_from: tuple[str, ...] = ()) -> None:
+        """Set my status (online, away, busy, break, or offline to appear offline) and its text;
+        on a break, only urgent messages from `urgent_from` arrive live."""
+        await self.request(SetPresence(status=status, text=text, urgent_from=urgent_from))
 
     async def query_presence(self, users: list[str]) -> dict[str, str]:
         """Current statuses of these people; their later changes arrive as events."""

@@ -17,7 +17,7 @@ Secret = Annotated[str, Bound(min_len=1, max_len=1024)]
 MessageId = Annotated[str, Bound(min_len=1, max_len=64)]
 Text = Annotated[str, Bound(min_len=1, max_len=32_000)]
 Seq = Annotated[int, Bound(min=0, max=2**62)]
-PRESENCE_STATES = ("online", "away", "busy", "offline")
+PRESENCE_STATES = ("online", "away", "busy", "break", "offline")
 Status = Annotated[str, Bound(choices=PRESENCE_STATES)]
 ROLES = ("user", "dept_admin", "admin", "auditor")
 Role = Annotated[str, Bound(choices=ROLES)]
@@ -100,15 +100,19 @@ class Enroll(Request):
 
 @dataclass(frozen=True)
 class SendResult(Record):
+    """`held`: the recipient is on a break; they get the message when it ends."""
+
     conversation: int
     seq: int
     ts: float
     duplicate: bool
+    held: bool = False
 
 
 @dataclass(frozen=True)
 class Send(Request):
-    """Send a 1:1 message; the result comes only after it is durably stored."""
+    """Send a 1:1 message; the result comes only after it is durably stored. `urgent` reaches a
+    recipient on a break at once if they named me in `urgent_from`."""
 
     TYPE = "send"
     IDEMPOTENT = True
@@ -116,6 +120,7 @@ class Send(Request):
     to: UserName
     msg_id: MessageId
     text: Text
+    urgent: bool = False
 
 
 MESSAGE_KINDS = ("text", "system", "welcome", "recall", "edit", "recalled")
@@ -162,13 +167,15 @@ class SyncResult(Record):
 
 @dataclass(frozen=True)
 class Sync(Request):
-    """Everything after the given cursor in each of my conversations (unlisted ones from 0)."""
+    """Everything after the given cursor in each of my conversations (unlisted ones from 0), or
+    only in `conversations` when given (to fill one conversation's gap)."""
 
     TYPE = "sync"
     IDEMPOTENT = True
     RESULT = SyncResult
     after: Annotated[tuple[Cursor, ...], Bound(max_items=10_000)] = ()
     limit: Annotated[int, Bound(min=1, max=1000)] = 500
+    conversations: Annotated[tuple[int, ...], Bound(max_items=10_000)] = ()
 
 
 @dataclass(frozen=True)
@@ -192,16 +199,24 @@ class History(Request):
 
 @dataclass(frozen=True)
 class SetPresence(Request):
+    """Choose my status and its text for all my sessions. `break` holds live messages to me
+    until I choose another status (then my sessions are told to sync); messages marked urgent
+    by the people in `urgent_from` still come through at once (with the earlier messages of
+    their conversation, so its order holds)."""
+
     TYPE = "set_presence"
     IDEMPOTENT = True
     RESULT = Empty
     status: Status
+    text: Annotated[str, Bound(max_len=200)] = ""
+    urgent_from: Annotated[tuple[UserName, ...], Bound(max_items=100)] = ()
 
 
 @dataclass(frozen=True)
 class PresenceInfo(Record):
     user: str
     status: str
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -1065,6 +1080,13 @@ class NoticeReadEvent(Event):
 
 
 @dataclass(frozen=True)
+class ResyncEvent(Event):
+    """Sync now: messages were held while I was on a break, and the break is over."""
+
+    TYPE = "resync"
+
+
+@dataclass(frozen=True)
 class PresenceEvent(PresenceInfo, Event):
     """A contact's presence changed."""
 
@@ -1129,5 +1151,5 @@ REQUESTS: dict[str, type[Request]] = {
     )
 }
 EVENTS: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (MessageEvent, PresenceEvent, ReadEvent, TypingEvent, NoticeEvent, NoticeReadEvent)
+    cls.TYPE: cls for cls in (MessageEvent, PresenceEvent, ReadEvent, TypingEvent, NoticeEvent, NoticeReadEvent, ResyncEvent)
 }

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from corridor.protocol.errors import CorridorError
-from corridor.protocol.messages import Event
+from corridor.protocol.messages import Event, MessageEvent, ResyncEvent
 
 from .bus import Bus
 
@@ -31,10 +31,12 @@ ADMINS = frozenset({"admin", LOCAL_ADMIN})
 
 @dataclass(frozen=True)
 class Delivery:
-    """An event for every session of a user, except the one it came from (which already knows)."""
+    """An event for every session of a user, except the one it came from (which already knows).
+    `urgent`: a message its sender marked urgent (it may pass a break)."""
 
     event: Event
     origin: int | None = None
+    urgent: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,13 +100,35 @@ class SessionRegistry:
         self._bus = bus
         self._by_user: dict[int, dict[int, Session]] = defaultdict(dict)
         self._unsubscribe: dict[int, Callable[[], None]] = {}
+        self._breaks: dict[int, frozenset[str]] = {}  # user id → who may still reach them urgently
 
     def add(self, session: Session) -> None:
         """Register a session whose actor just logged in; it starts receiving `user:<id>` events."""
         user_id = session.actor.user_id
         self._by_user[user_id][session.id] = session
-        self._unsubscribe[session.id] = self._bus.subscribe(f"user:{user_id}", session.deliver)
+        self._unsubscribe[session.id] = self._bus.subscribe(f"user:{user_id}", lambda d: self._deliver(user_id, session, d))
         self._bus.publish("session.started", session)
+
+    def _deliver(self, user_id: int, session: Session, delivery: Delivery) -> None:
+        if isinstance(delivery.event, MessageEvent) and self.holds(user_id, delivery.event.sender, delivery.urgent):
+            return  # held: the sessions sync when the break ends
+        session.deliver(delivery)
+
+    # -- breaks ---------------------------------------------------------------------------
+
+    def start_break(self, user_id: int, urgent_from: frozenset[str]) -> None:
+        """Hold live messages to the user, except urgent ones from `urgent_from`."""
+        self._breaks[user_id] = urgent_from
+
+    def end_break(self, user_id: int) -> None:
+        """Deliver again, and tell the user's sessions to fetch what was held."""
+        if self._breaks.pop(user_id, None) is not None:
+            self._bus.publish(f"user:{user_id}", Delivery(ResyncEvent()))
+
+    def holds(self, user_id: int, sender: str, urgent: bool) -> bool:
+        """Whether a live message from `sender` to the user is held now."""
+        allowed = self._breaks.get(user_id)
+        return allowed is not None and not (urgent and sender in allowed)
 
     def remove(self, session: Session) -> None:
         """Forget a session (its connection closed); safe to call for sessions never added."""

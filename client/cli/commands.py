@@ -127,7 +127,7 @@ async def _send(args: argparse.Namespace, profile: Profile) -> int:
         return fail("send", "BAD_MESSAGE", "the message is empty", args.json, EXIT_USAGE)
     async with Client.open(profile, **_client_options(args, receive=False)) as client:
         with trio.move_on_after(args.timeout) as scope:
-            ack = await client.send(args.to, text)
+            ack = await client.send(args.to, text, urgent=args.urgent)
     if scope.cancelled_caught:
         message = (
             f"no acknowledgement within {args.timeout:g} s; the message stays in the outbox and is resent on the next connection"
@@ -141,9 +141,11 @@ async def _send(args: argparse.Namespace, profile: Profile) -> int:
             "seq": ack.seq,
             "ts": ack.ts,
             "duplicate": ack.duplicate,
+            "held": ack.held,
         },
         args.json,
-        f"sent to {args.to.lower()} (conversation {ack.conversation}, #{ack.seq})",
+        f"sent to {args.to.lower()} (conversation {ack.conversation}, #{ack.seq})"
+        + (f"; {args.to.lower()} is on a break and gets it when the break ends" if ack.held else ""),
     )
     return EXIT_OK
 
@@ -171,9 +173,9 @@ async def _listen(args: argparse.Namespace, profile: Profile) -> int:
                     emit({"type": "typing", "user": event.user}, args.json, f"{event.user} is typing…")
                 elif isinstance(event, PresenceEvent):
                     emit(
-                        {"type": "presence", "user": event.user, "status": event.status},
+                        {"type": "presence", "user": event.user, "status": event.status, "text": event.text},
                         args.json,
-                        f"{event.user} is {event.status}",
+                        f"{event.user} is {event.status}" + (f": {event.text}" if event.text else ""),
                     )
     return EXIT_OK
 
@@ -197,7 +199,7 @@ async def _history(args: argparse.Namespace, profile: Profile) -> int:
 async def _presence(args: argparse.Namespace, profile: Profile) -> int:
     async with Client.open(profile, **_client_options(args, receive=False)) as client:
         if args.status:
-            await client.set_presence(args.status)
+            await client.set_presence(args.status, args.text, tuple(args.urgent_from or ()))
         statuses = await client.query_presence(args.users) if args.users else {}
     if args.status:
         emit(
@@ -250,6 +252,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("send", help="send a message and wait until the server stored it durably")
     p.add_argument("to", metavar="TO", help="recipient's username")
     p.add_argument("text", metavar="TEXT", help="the message ('-' reads it from stdin)")
+    p.add_argument("--urgent", action="store_true", help="reach them even on a break, if they allow you")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement (default 30)")
     _common(p)
     _connection(p)
@@ -270,7 +273,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run("history", _history))
 
     p = sub.add_parser("presence", help="set my status and/or show others' status")
-    p.add_argument("--set", dest="status", choices=PRESENCE_STATES, help="my new status")
+    p.add_argument(
+        "--set", dest="status", choices=PRESENCE_STATES, help="my new status ('break' holds messages until you set another)"
+    )
+    p.add_argument("--text", default="", metavar="TEXT", help='with --set: a status text, e.g. "back at 2pm"')
+    p.add_argument(
+        "--urgent-from",
+        action="append",
+        metavar="USER",
+        help="with --set break: whose urgent messages still come through (repeatable)",
+    )
     p.add_argument("users", nargs="*", metavar="USER", help="people whose status to show")
     _common(p)
     _connection(p)

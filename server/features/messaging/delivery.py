@@ -31,12 +31,13 @@ def chat_message(users: UserCache, stored: StoredMessage, cls: type[ChatMessage]
     )
 
 
-def deliver(services: Services, stored: StoredMessage, origin: int | None, to: list[int]) -> None:
+def deliver(services: Services, stored: StoredMessage, origin: int | None, to: list[int], urgent: bool = False) -> None:
     """Push to every session of everyone in `to`, except the session it came from (which
-    learns the message from its acknowledgement); a repeat of a stored message is not pushed."""
+    learns the message from its acknowledgement); a repeat of a stored message is not pushed.
+    People on a break get it when the break ends (see `SessionRegistry.holds`)."""
     if stored.duplicate:
         return
-    event = Delivery(chat_message(services.users, stored, MessageEvent), origin)
+    event = Delivery(chat_message(services.users, stored, MessageEvent), origin, urgent)
     for user_id in dict.fromkeys(to):
         services.bus.publish(f"user:{user_id}", event)
     services.bus.publish("message.stored", stored)

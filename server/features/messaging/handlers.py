@@ -51,9 +51,9 @@ class MessagingHandlers:
         """The wire form of a stored message."""
         return delivery.chat_message(self.services.users, stored, cls)
 
-    def deliver(self, stored: store.StoredMessage, origin: int | None, to: list[int]) -> None:
+    def deliver(self, stored: store.StoredMessage, origin: int | None, to: list[int], urgent: bool = False) -> None:
         """After commit: push to everyone in `to` (see `delivery.deliver`)."""
-        delivery.deliver(self.services, stored, origin, to)
+        delivery.deliver(self.services, stored, origin, to, urgent)
 
     def _user(self, username: str, *, active: bool):
         user = self.services.users.by_name(username.lower())
@@ -77,15 +77,18 @@ class MessagingHandlers:
                 text=msg.text,
                 now=now,
             ),
-            after_commit=lambda stored: self.deliver(stored, session.id, [stored.sender_id, recipient.id]),
+            after_commit=lambda stored: self.deliver(stored, session.id, [stored.sender_id, recipient.id], msg.urgent),
         )
-        return SendResult(conversation=stored.conversation, seq=stored.seq, ts=stored.ts, duplicate=stored.duplicate)
+        held = self.services.sessions.holds(recipient.id, actor.username, msg.urgent)
+        return SendResult(conversation=stored.conversation, seq=stored.seq, ts=stored.ts, duplicate=stored.duplicate, held=held)
 
     async def sync(self, session: Session, msg: Sync) -> SyncResult:
         """Everything after the client's cursors, in order, paged by `limit`."""
         cursors = {cursor.conversation: cursor.seq for cursor in msg.after}
         user_id = session.actor.user_id
-        found, more, starts = await self.services.db.read(lambda conn: store.messages_after(conn, user_id, cursors, msg.limit))
+        found, more, starts = await self.services.db.read(
+            lambda conn: store.messages_after(conn, user_id, cursors, msg.limit, frozenset(msg.conversations))
+        )
         found, cut = fit_in_frame(found, self.page_bytes)
         return SyncResult(
             messages=tuple(self.chat(m) for m in found),

@@ -171,11 +171,12 @@ def send_direct_txn(
 
 
 def messages_after(
-    conn: sqlite3.Connection, user_id: int, cursors: dict[int, int], limit: int
+    conn: sqlite3.Connection, user_id: int, cursors: dict[int, int], limit: int, only: frozenset[int] = frozenset()
 ) -> tuple[list[StoredMessage], bool, dict[int, int]]:
     """Up to `limit` messages after each cursor in every conversation of the user, in seq order per
     conversation; conversations without a cursor start from 0, or from where the user joined.
-    Returns (messages, more, {conversation: join point} where that is past the cursor)."""
+    Only the conversations in `only`, if given. Returns (messages, more, {conversation: join
+    point} where that is past the cursor)."""
     conversations = conn.execute(
         "SELECT c.id, c.last_seq, m.joined_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id "
         "WHERE m.user_id = ? ORDER BY c.id",
@@ -184,6 +185,8 @@ def messages_after(
     found: list[StoredMessage] = []
     starts: dict[int, int] = {}
     for conversation, last_seq, joined_seq in conversations:
+        if only and conversation not in only:
+            continue
         after = cursors.get(conversation, 0)
         if joined_seq > after:  # a group's members see it from when they joined
             after = starts[conversation] = joined_seq

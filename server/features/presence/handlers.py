@@ -17,8 +17,9 @@ class PresenceHandlers:
         self.hub = hub
 
     async def set_presence(self, session: Session, msg: SetPresence) -> Empty:
-        """Choose online/away/busy (or appear offline) for all of my sessions."""
-        self.hub.set_status(session.actor.user_id, msg.status)
+        """Choose online/away/busy/break (or appear offline), with a text, for all my sessions."""
+        allowed = frozenset(name.lower() for name in msg.urgent_from)
+        self.hub.set_status(session.actor.user_id, msg.status, msg.text, allowed)
         return Empty()
 
     async def query_presence(self, session: Session, msg: QueryPresence) -> PresenceResult:
@@ -26,4 +27,8 @@ class PresenceHandlers:
         Unknown names are left out rather than refused, so a stale contact list still works."""
         found = [user for name in msg.users if (user := self.services.users.by_name(name.lower())) and user.active]
         self.hub.watch(session, [user.id for user in found])
-        return PresenceResult(statuses=tuple(PresenceInfo(user=user.username, status=self.hub.status(user.id)) for user in found))
+        return PresenceResult(
+            statuses=tuple(
+                PresenceInfo(user=user.username, status=self.hub.status(user.id), text=self.hub.text(user.id)) for user in found
+            )
+        )

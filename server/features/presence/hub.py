@@ -27,6 +27,7 @@ class PresenceHub:
         self._sessions = sessions
         self._users = users
         self._chosen: dict[int, str] = {}
+        self._text: dict[int, str] = {}
         self._watchers: dict[int, dict[int, Session]] = defaultdict(dict)
         self._watching: dict[int, set[int]] = defaultdict(set)
         bus.subscribe("session.started", self._started)
@@ -39,11 +40,20 @@ class PresenceHub:
             return "offline"
         return self._chosen.get(user_id, "online")
 
-    def set_status(self, user_id: int, status: str) -> None:
-        """Record a chosen status and tell the watchers."""
-        before = self.status(user_id)
+    def text(self, user_id: int) -> str:
+        """The user's status text ("in a meeting until 3"), while they are connected."""
+        return self._text.get(user_id, "") if self._sessions.of_user(user_id) else ""
+
+    def set_status(self, user_id: int, status: str, text: str = "", urgent_from: frozenset[str] = frozenset()) -> None:
+        """Record a chosen status and text, start or end a break, and tell the watchers."""
+        before = (self.status(user_id), self.text(user_id))
         self._chosen[user_id] = status
-        if self.status(user_id) != before:
+        self._text[user_id] = text
+        if status == "break":
+            self._sessions.start_break(user_id, urgent_from)
+        else:
+            self._sessions.end_break(user_id)
+        if (self.status(user_id), self.text(user_id)) != before:
             self._announce(user_id)
 
     def watch(self, session: Session, user_ids: list[int]) -> None:
@@ -58,14 +68,13 @@ class PresenceHub:
             self._watchers[user_id][session.id] = session
 
     def _announce(self, user_id: int) -> None:
-        event = PresenceEvent(user=self._users.name_of(user_id), status=self.status(user_id))
+        event = PresenceEvent(user=self._users.name_of(user_id), status=self.status(user_id), text=self.text(user_id))
         for session in list(self._watchers.get(user_id, {}).values()):
             session.push(event)
 
     def _started(self, session: Session) -> None:
         if len(self._sessions.of_user(session.actor.user_id)) == 1:
-            self._chosen.pop(session.actor.user_id, None)
-            self._announce(session.actor.user_id)
+            self._forget(session.actor.user_id)
 
     def _ended(self, session: Session) -> None:
         for user_id in self._watching.pop(session.id, ()):
@@ -75,8 +84,14 @@ class PresenceHub:
                 if not watchers:
                     del self._watchers[user_id]
         if not self._sessions.of_user(session.actor.user_id):
-            self._chosen.pop(session.actor.user_id, None)
-            self._announce(session.actor.user_id)
+            self._forget(session.actor.user_id)
+
+    def _forget(self, user_id: int) -> None:
+        # A status (and a break) lasts while one of the user's devices is connected.
+        self._chosen.pop(user_id, None)
+        self._text.pop(user_id, None)
+        self._sessions.end_break(user_id)
+        self._announce(user_id)
 
     def _messaged(self, message: StoredMessage) -> None:
         if message.recipient_id is None or message.recipient_id == message.sender_id:
