@@ -11,17 +11,13 @@ whether every member got every message exactly once, in order. All on 127.0.0.1 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import trio
-from harness import ORG, CpuSnapshot, ServerProcess, cpu_usage, enroll_all, latency_summary, log, open_wire_client, watchdog
+from harness import CpuSnapshot, ServerProcess, cpu_usage, enroll_all, latency_summary, log, open_wire_client, run_against_server
 
-from corridor.deploy.init import create_data_dir
 from corridor.protocol.messages import GroupCreate, GroupSend, MessageEvent
 
 
@@ -118,28 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
     parser.add_argument("--timeout", type=float, default=900, help="hard limit for the whole run in seconds")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="corridor-bench-groups-"))
-    server = ServerProcess(work / "data", work / "server.log", None)
-    timer = watchdog(args.timeout, server, [work])
-    try:
-        create_data_dir(work / "data", ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
-        config = work / "data" / "corridor.toml"
-        limit = args.members + 100
-        config.write_text(
-            config.read_text() + f"\n[limits]\nmax_connections_per_address = {limit}\nmax_group_members = {limit}\n"
-        )
-        server.start(timeout=60)
-        result = trio.run(measure, args, work, server)
-        result["server_exit_code"] = server.stop(timeout=60)
-    finally:
-        timer.cancel()
-        server.kill()
-        shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0 if result["every_member_exactly_once_in_order"] and result["server_exit_code"] == 0 else 1
+    limit = args.members + 100
+    return run_against_server(
+        "corridor-bench-groups-",
+        lambda work, server: measure(args, work, server),
+        limits=f"max_connections_per_address = {limit}\nmax_group_members = {limit}",
+        timeout=args.timeout,
+        out=args.out,
+        passed=lambda result: result["every_member_exactly_once_in_order"],
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ path). Nothing here talks to anything but 127.0.0.1, and the server never advert
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -16,9 +17,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile
 from corridor.client.tls import client_context
 from corridor.client.transport import Channel, open_unix, running
+from corridor.deploy.init import create_data_dir
 from corridor.protocol.messages import Login, Send, SendResult, UserAdd
 from corridor.server.net.tls_stream import TLSSocketStream
 
@@ -335,3 +338,37 @@ def watchdog(seconds: float, server: ServerProcess, dirs: list[Path]) -> threadi
     timer.daemon = True
     timer.start()
     return timer
+
+
+def run_against_server(
+    prefix: str,
+    measure: Callable[[Path, ServerProcess], Awaitable[dict]],
+    *,
+    limits: str,
+    timeout: float,
+    out: Path | None,
+    passed: Callable[[dict], bool],
+) -> int:
+    """The life of a one-server benchmark: a fresh data dir with `limits` (TOML lines of the
+    `[limits]` section), `corridor serve` started, `measure(work, server)` run under trio and a
+    hard deadline, the server stopped (its exit code goes into the result), everything removed.
+    Prints the result as one JSON object (and writes it to `out`); exit status 0 if `passed`."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    server = ServerProcess(work / "data", work / "server.log", None)
+    timer = watchdog(timeout, server, [work])
+    try:
+        create_data_dir(work / "data", ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
+        config = work / "data" / "corridor.toml"
+        config.write_text(config.read_text() + f"\n[limits]\n{limits}\n")
+        server.start(timeout=60)
+        result = trio.run(measure, work, server)
+        result["server_exit_code"] = server.stop(timeout=60)
+    finally:
+        timer.cancel()
+        server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(result)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+    return 0 if passed(result) and result["server_exit_code"] == 0 else 1

@@ -117,8 +117,20 @@ _ENTRIES = [
     ErrorSpec("NO_SUCH_CONVERSATION", NotFound, "No conversation with that id has you as a member."),
     ErrorSpec("NO_SUCH_GROUP", NotFound, "No group with that id has you as a member (or it was dissolved)."),
     ErrorSpec("NO_SUCH_RULE", NotFound, "No policy rule of that kind exists for that department."),
+    ErrorSpec("NO_SUCH_FILE", NotFound, "No file with that id was sent where you can see it."),
+    ErrorSpec("NO_SUCH_UPLOAD", NotFound, "No unfinished upload with that id is yours (it finished or failed)."),
+    ErrorSpec(
+        "BAD_FILE_NAME", RequestError, "A file name must be one safe path component (no separators, `..`, control characters)."
+    ),
+    ErrorSpec("BAD_FILE_ID", RequestError, "A file id is the 64 lowercase hex digits of its content's SHA-256."),
+    ErrorSpec(
+        "BAD_OFFSET", RequestError, "A chunk does not start at or before the upload's received offset (the message says it)."
+    ),
+    ErrorSpec("FILE_CORRUPT", RequestError, "The uploaded bytes do not hash to the announced SHA-256; the upload was discarded."),
     ErrorSpec("ALREADY_EXISTS", Conflict, "Something with that name already exists."),
     ErrorSpec("RATE_LIMITED", LimitExceeded, "Too many attempts; wait `retry_after` seconds."),
+    ErrorSpec("FILE_TOO_LARGE", LimitExceeded, "The file is larger than `limits.max_file_bytes`."),
+    ErrorSpec("QUOTA_EXCEEDED", LimitExceeded, "The file would take you past `limits.file_quota_bytes` of uploads."),
     ErrorSpec("GROUP_FULL", LimitExceeded, "The group would have more members than `limits.max_group_members`."),
     ErrorSpec("TOO_MANY_CONNECTIONS", LimitExceeded, "This address already has the maximum number of connections."),
     ErrorSpec("TOO_MANY_REQUESTS", LimitExceeded, "Too many requests in flight on this connection."),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
+from .files import CHUNK_BYTES, FileId, FileRef
 from .schema import Bound, Record
 
 UserName = Annotated[str, Bound(min_len=1, max_len=64)]
@@ -112,7 +113,8 @@ class SendResult(Record):
 @dataclass(frozen=True)
 class Send(Request):
     """Send a 1:1 message; the result comes only after it is durably stored. `urgent` reaches a
-    recipient on a break at once if they named me in `urgent_from`."""
+    recipient on a break at once if they named me in `urgent_from`. With `file` (an upload of
+    mine that finished, or a file I can see), it is a `file` message and `text` is the file's name."""
 
     TYPE = "send"
     IDEMPOTENT = True
@@ -121,9 +123,10 @@ class Send(Request):
     msg_id: MessageId
     text: Text
     urgent: bool = False
+    file: FileId | None = None
 
 
-MESSAGE_KINDS = ("text", "system", "welcome", "recall", "edit", "recalled")
+MESSAGE_KINDS = ("text", "system", "welcome", "recall", "edit", "recalled", "file")
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ class ChatMessage(Record):
 
     A `recall` or `edit` message changes the earlier message number `ref` of the same
     conversation (an edit carries the new text); history and sync then show that message as
-    `recalled` (with no text) or with its new text and `edited` (when)."""
+    `recalled` (with no text) or with its new text and `edited` (when). A `file` message's
+    `text` is the file's name and `file` describes it."""
 
     conversation: int
     seq: int
@@ -147,6 +151,7 @@ class ChatMessage(Record):
     mentions: Annotated[tuple[str, ...], Bound(max_items=5001)] = ()
     ref: int = 0
     edited: float = 0.0
+    file: FileRef | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,56 @@ class QueryPresence(Request):
     IDEMPOTENT = True
     RESULT = PresenceResult
     users: Annotated[tuple[UserName, ...], Bound(max_items=1000)]
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Annotated[str, Bound(choices=DAYS)]
+ClockTime = Annotated[str, Bound(max_len=5)]  # "HH:MM", 00:00 to 23:59
+
+
+@dataclass(frozen=True)
+class QuietHours(Record):
+    """A daily window in `tz` during which I am on a break: it starts at `start` on each of
+    `days` and ends at `end`, the next day when `end` is not after `start` (22:00-08:00)."""
+
+    start: ClockTime
+    end: ClockTime
+    tz: Annotated[str, Bound(max_len=64)]
+    days: Annotated[tuple[Day, ...], Bound(max_items=7)]
+    urgent_from: Annotated[tuple[UserName, ...], Bound(max_items=100)] = ()
+
+
+@dataclass(frozen=True)
+class QuietHoursResult(Record):
+    """My quiet hours (null: none), whether it is inside them now, and until when."""
+
+    quiet_hours: QuietHours | None = None
+    active: bool = False
+    until: float = 0.0
+
+
+@dataclass(frozen=True)
+class QuietHoursSet(Request):
+    """Set my quiet hours, kept by the server: inside them I am on a break (as with
+    `set_presence`) unless I choose a status during the window. `off`, or `start` equal to
+    `end`, clears them; `tz` defaults to the server's time zone, `days` to every day."""
+
+    TYPE = "quiet_hours_set"
+    IDEMPOTENT = True
+    RESULT = QuietHoursResult
+    start: ClockTime = ""
+    end: ClockTime = ""
+    tz: Annotated[str, Bound(max_len=64)] = ""
+    days: Annotated[tuple[Day, ...], Bound(max_items=7)] = ()
+    urgent_from: Annotated[tuple[UserName, ...], Bound(max_items=100)] = ()
+    off: bool = False
+
+
+@dataclass(frozen=True)
+class QuietHoursGet(Request):
+    TYPE = "quiet_hours_get"
+    IDEMPOTENT = True
+    RESULT = QuietHoursResult
 
 
 @dataclass(frozen=True)
@@ -1012,7 +1067,8 @@ class GroupDissolve(Request):
 
 @dataclass(frozen=True)
 class GroupSend(Request):
-    """Send to a group; stored durably before the answer, delivered to every member once."""
+    """Send to a group; stored durably before the answer, delivered to every member once. With
+    `file`, a `file` message whose `text` is the file's name (as for `send`)."""
 
     TYPE = "group_send"
     IDEMPOTENT = True
@@ -1020,6 +1076,7 @@ class GroupSend(Request):
     group: GroupId
     msg_id: MessageId
     text: Text
+    file: FileId | None = None
 
 
 @dataclass(frozen=True)
@@ -1033,6 +1090,79 @@ class GroupHistory(Request):
     before: Seq | None = None
     after: Seq | None = None
     limit: Annotated[int, Bound(min=1, max=1000)] = 50
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+FileSize = Annotated[int, Bound(min=0, max=2**53)]
+
+
+@dataclass(frozen=True)
+class UploadResult(Record):
+    """Where an upload stands: the next byte the server wants is `offset`; once `complete`, the
+    content is stored under its id and can be sent with `send`/`group_send`."""
+
+    upload: int
+    offset: int
+    size: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class FileUpload(Request):
+    """Start an upload, or find the one I began earlier for the same content (resume): the
+    server answers with the offset it has. Content I can already see needs no upload."""
+
+    TYPE = "file_upload"
+    IDEMPOTENT = True
+    RESULT = UploadResult
+    sha256: FileId
+    size: FileSize
+
+
+@dataclass(frozen=True)
+class FileChunk(Request):
+    """Bytes of an upload from `offset`, which must not be past what the server has. The chunk
+    that completes the file is answered after its SHA-256 is checked and it is stored durably."""
+
+    TYPE = "file_chunk"
+    IDEMPOTENT = True
+    RESULT = UploadResult
+    upload: int
+    offset: FileSize
+    data: Annotated[bytes, Bound(min_len=1, max_len=CHUNK_BYTES)]
+
+
+@dataclass(frozen=True)
+class FileData(Record):
+    offset: int
+    size: int
+    data: Annotated[bytes, Bound(max_len=CHUNK_BYTES)]
+
+
+@dataclass(frozen=True)
+class FileGet(Request):
+    """Up to `length` bytes of a file I can see (or of its thumbnail) from `offset`: download
+    with resume is asking from the offset one has."""
+
+    TYPE = "file_get"
+    IDEMPOTENT = True
+    RESULT = FileData
+    file: FileId
+    offset: FileSize = 0
+    length: Annotated[int, Bound(min=1, max=CHUNK_BYTES)] = CHUNK_BYTES
+    thumbnail: bool = False
+
+
+@dataclass(frozen=True)
+class FileInfo(Request):
+    """What a file I can see is: its size, type, picture size, and the name of the latest
+    message I can see that carries it."""
+
+    TYPE = "file_info"
+    IDEMPOTENT = True
+    RESULT = FileRef
+    file: FileId
 
 
 @dataclass(frozen=True)
@@ -1104,6 +1234,8 @@ REQUESTS: dict[str, type[Request]] = {
         History,
         SetPresence,
         QueryPresence,
+        QuietHoursSet,
+        QuietHoursGet,
         Ping,
         UserAdd,
         DepartmentAdd,
@@ -1148,6 +1280,10 @@ REQUESTS: dict[str, type[Request]] = {
         NoticeInbox,
         NoticeRead,
         NoticeStatus,
+        FileUpload,
+        FileChunk,
+        FileGet,
+        FileInfo,
     )
 }
 EVENTS: dict[str, type[Event]] = {

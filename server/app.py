@@ -1,9 +1,10 @@
 """Builds the server in a fixed, readable order and runs it until asked to stop.
 
 Order: take the data dir lock → open the database and apply pending migrations → load the
-user cache → build the features and the router → start the committer → bind listeners →
-advertise → report ready. Stopping reverses it (see `shutdown.py` for the signal side):
-stop accepting, give in-flight requests a deadline, close connections, flush the committer.
+user cache → build the features and the router → start the committer and the features'
+background tasks → bind listeners → advertise → report ready. Stopping reverses it (see
+`shutdown.py` for the signal side): stop accepting, give in-flight requests a deadline, close
+connections, stop the tasks, flush the committer.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from corridor.protocol.versions import SUPPORTED_VERSIONS
 
 from .bus import Bus
 from .config import Config
-from .features import accounts, archive, directory, messaging, notices, policies, presence, session
+from .features import accounts, archive, directory, files, messaging, notices, policies, presence, session
 from .features.accounts.store import all_users
 from .features.accounts.users import UserCache
 from .features.policies.store import rules
@@ -44,9 +45,11 @@ MIGRATIONS = (
     *accounts.MIGRATIONS,
     *archive.MIGRATIONS,
     *messaging.MIGRATIONS,
+    *files.MIGRATIONS,
     *directory.MIGRATIONS,
     *policies.MIGRATIONS,
     *notices.MIGRATIONS,
+    *presence.MIGRATIONS,
 )
 
 
@@ -99,6 +102,7 @@ def build_router(services: Services) -> Router:
             policies.feature(services),
             archive.feature(services),
             notices.feature(services),
+            files.feature(services),
         ],
         services.policy,
     )
@@ -143,6 +147,8 @@ class Server:
             config.control_socket.unlink(missing_ok=True)  # stale: the lock says no server owns it
             async with trio.open_nursery() as root:
                 await root.start(db.run_committer)
+                for task in router.tasks:
+                    root.start_soon(task)
                 async with trio.open_nursery() as connections:
 
                     async def handle(stream: trio.abc.Stream, peer: str, actor: Actor | None = None) -> None:

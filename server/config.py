@@ -62,6 +62,8 @@ class Limits:
     max_group_members: int = 2000
     recall_window: float = 120.0
     notices_per_hour: int = 20
+    max_file_bytes: int = 512 * 1024 * 1024
+    file_quota_bytes: int = 10 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,11 @@ class Config:
     @property
     def control_socket(self) -> Path:
         return self.data_dir / "control.sock"
+
+    @property
+    def files_dir(self) -> Path:
+        """Where file contents live, by hash (see `features/files/blobs.py`)."""
+        return self.data_dir / "files"
 
 
 SECTIONS: dict[str, type] = {

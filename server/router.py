@@ -26,6 +26,7 @@ class Router:
     """Dispatches typed requests for all features."""
 
     def __init__(self, features: Iterable[Feature], policy: Policy):
+        features = tuple(features)
         routes: dict[type[Request], Route] = {}
         actions: dict[str, frozenset[str]] = {}
         self_service: dict[str, str] = {}
@@ -50,6 +51,7 @@ class Router:
             raise RuntimeError(f"routes open to department admins must declare targets: {', '.join(sorted(unscoped))}")
         self._routes = routes
         self.policy = policy
+        self.tasks = tuple(task for feature in features for task in feature.tasks)  # the server runs them
 
     async def respond(
         self, session: Session, conn: Connection, request_id: int, message: Request

@@ -4,8 +4,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 
-from .cli_helpers import RunningServer, free_port, run
+from .cli_helpers import CORRIDOR, RunningServer, employee, free_port, run
 
 
 def test_two_people_chat_with_the_cli(served, tmp_path):
@@ -147,8 +148,90 @@ def test_discover_finds_the_server_on_loopback(tmp_path):
 def test_help_lists_every_command():
     result = run("--help")
     assert result.returncode == 0
-    for command in ("init", "serve", "enroll", "send", "listen", "history", "presence", "directory", "discover", "admin"):
+    for command in ("init", "serve", "enroll", "send", "listen", "history", "status", "directory", "discover", "admin"):
         assert command in result.stdout
+    assert "presence" not in run("status", "--help").stdout and run("presence").returncode == 2  # replaced by status
+
+
+def test_status_and_quiet_hours_with_the_cli(served, tmp_path):
+    data, _, server = served
+    alice = employee(data, tmp_path, "alice", "Alice")
+    bob = employee(data, tmp_path, "bob", "Bob")
+    quiet = ["status", "quiet-hours", "--profile", bob]
+
+    none = run(*quiet, "--json")
+    assert none.returncode == 0, none.stderr
+    assert json.loads(none.stdout) == {"ok": True, "quiet_hours": None, "active": False, "until": 0.0}
+    weekly = run(*quiet, "19:30-07:00", "--tz", "Asia/Shanghai", "--days", "mon,Wed")
+    assert weekly.returncode == 0 and weekly.stdout.startswith("quiet hours 19:30-07:00 (Asia/Shanghai), mon, wed"), weekly
+
+    # A window around the server's present moment (in UTC), so it is on now.
+    minute = int(time.time() // 60)
+    start, end = (f"{m % 1440 // 60:02d}:{m % 60:02d}" for m in (minute - 60, minute + 120))
+    window = f"{start}-{end}"
+    on = run(*quiet, window, "--tz", "UTC", "--urgent-from", "Carol", "--json")
+    assert on.returncode == 0, on.stderr
+    setting = json.loads(on.stdout)
+    assert setting["active"] and setting["quiet_hours"] == {
+        "start": start,
+        "end": end,
+        "tz": "UTC",
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "urgent_from": ["carol"],
+    }
+    shown = run(*quiet)
+    assert shown.returncode == 0
+    assert shown.stdout.strip() == (
+        f"quiet hours {start}-{end} (UTC), every day; urgent messages from carol still come through; inside them now, until {end}"
+    )
+
+    for args, field in [(("25:00-07:00",), "start"), (("22:00-07:00", "--tz", "Nowhere/Land"), "tz")]:
+        bad = run(*quiet, *args, "--json")
+        assert bad.returncode == 2 and f"field '{field}'" in bad.stderr and bad.stderr.rstrip().endswith("[BAD_MESSAGE]")
+        assert json.loads(bad.stdout)["error"]["code"] == "BAD_MESSAGE"
+    for args in (("--off", "22:00-07:00"), ("--tz", "UTC"), ("2200",)):
+        assert run(*quiet, *args).returncode == 2
+    assert run("status", "set", "away", "--urgent-from", "carol", "--profile", alice).returncode == 2
+    assert run("status", "set", "asleep", "--profile", alice).returncode == 2
+    assert json.loads(run(*quiet, "--json").stdout) == setting  # the bad tries changed nothing
+
+    # While bob is connected he is on a break: alice sees it, her message waits.
+    listener = subprocess.Popen(
+        [CORRIDOR, "listen", "--count", "1", "--timeout", "30", "--profile", bob, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            show = run("status", "show", "bob", "nobody", "--profile", alice, "--json")
+            assert show.returncode == 0, show.stderr
+            (seen,) = [json.loads(line) for line in show.stdout.splitlines()]  # unknown names are left out
+            if seen["status"] == "break" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert seen == {"type": "presence", "user": "bob", "status": "break", "text": f"quiet hours until {end}"}
+        assert run("status", "show", "bob", "--profile", alice).stdout.strip() == f"bob is on a break: quiet hours until {end}"
+        sent = run("send", "bob", "see you tomorrow", "--profile", alice, "--json")
+        assert sent.returncode == 0 and json.loads(sent.stdout)["held"] is True
+
+        off = run(*quiet, "--off", "--json")  # from another device: the break ends, the message comes
+        assert off.returncode == 0 and json.loads(off.stdout)["quiet_hours"] is None
+        out, err = listener.communicate(timeout=30)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.communicate()
+    assert listener.returncode == 0, err
+    assert [json.loads(line)["text"] for line in out.splitlines() if json.loads(line)["type"] == "message"] == [
+        "see you tomorrow"
+    ]
+
+    away = run("status", "set", "away", "--text", "back at 2", "--profile", alice, "--json")
+    assert away.returncode == 0 and json.loads(away.stdout) == {"ok": True, "status": "away", "text": "back at 2"}
+    assert run("status", "show", "alice", "--profile", bob).stdout.strip() == "alice is offline"  # it lasted one connection
+    assert server.stop() == 0
 
 
 def test_empty_listen_list_is_a_config_error(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from corridor.client.cli.main import SERVER_COMMANDS, build_parser
 from corridor.protocol.errors import CATALOGUE
-from corridor.protocol.messages import EVENTS, REQUESTS, ChatMessage, Cursor, PresenceInfo
+from corridor.protocol.messages import EVENTS, REQUESTS, ChatMessage, Cursor, PresenceInfo, QuietHours
 from corridor.server.config import SECTIONS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -34,6 +34,7 @@ def test_protocol_doc_lists_every_message_and_field():
         ChatMessage,
         Cursor,
         PresenceInfo,
+        QuietHours,
     ]
     for cls in classes:
         if hasattr(cls, "TYPE") and cls.TYPE not in spans:

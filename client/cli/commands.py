@@ -1,4 +1,4 @@
-"""Employee commands: enroll, send, listen, history, presence, discover."""
+"""Employee commands: enroll, send, listen, history, discover (`status` is in `status.py`)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from pathlib import Path
 import trio
 
 from corridor.protocol.errors import CorridorError, make_error
-from corridor.protocol.messages import PRESENCE_STATES, MessageEvent, NoticeEvent, PresenceEvent, ReadEvent, TypingEvent
+from corridor.protocol.messages import MessageEvent, NoticeEvent, PresenceEvent, ReadEvent, TypingEvent
 
 from ..client import Client
 from ..discovery import discover
 from ..enrollment import enroll
 from ..profile import Profile, default_profile_dir
-from .output import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, emit, fail, report
+from .output import EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, emit, fail, human_size, report
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +84,7 @@ def _message_line(event: MessageEvent) -> str:
         "recall": f"(recalled #{event.ref})",
         "edit": f"(edited #{event.ref}) {event.text}",
         "recalled": "(recalled)",
+        "file": f"[file #{event.seq}] {event.text} ({human_size(event.file.size) if event.file else '?'})",
     }.get(event.kind, event.text + (" (edited)" if event.edited else ""))
     return f"[{_when(event.ts)}] {event.sender} → {where}: {text}"
 
@@ -193,25 +194,6 @@ async def _history(args: argparse.Namespace, profile: Profile) -> int:
     return EXIT_OK
 
 
-# -- presence -------------------------------------------------------------------------------
-
-
-async def _presence(args: argparse.Namespace, profile: Profile) -> int:
-    async with Client.open(profile, **_client_options(args, receive=False)) as client:
-        if args.status:
-            await client.set_presence(args.status, args.text, tuple(args.urgent_from or ()))
-        statuses = await client.query_presence(args.users) if args.users else {}
-    if args.status:
-        emit(
-            {"ok": True, "status": args.status},
-            args.json,
-            f"status set to {args.status} (it lasts while one of your devices is connected)",
-        )
-    for user, status in statuses.items():
-        emit({"type": "presence", "user": user, "status": status}, args.json, f"{user} is {status}")
-    return EXIT_OK
-
-
 # -- discover -------------------------------------------------------------------------------
 
 
@@ -271,22 +253,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     _connection(p)
     p.set_defaults(run=_run("history", _history))
-
-    p = sub.add_parser("presence", help="set my status and/or show others' status")
-    p.add_argument(
-        "--set", dest="status", choices=PRESENCE_STATES, help="my new status ('break' holds messages until you set another)"
-    )
-    p.add_argument("--text", default="", metavar="TEXT", help='with --set: a status text, e.g. "back at 2pm"')
-    p.add_argument(
-        "--urgent-from",
-        action="append",
-        metavar="USER",
-        help="with --set break: whose urgent messages still come through (repeatable)",
-    )
-    p.add_argument("users", nargs="*", metavar="USER", help="people whose status to show")
-    _common(p)
-    _connection(p)
-    p.set_defaults(run=_run("presence", _presence))
 
     p = sub.add_parser("discover", help="find Corridor servers on the local network (mDNS)")
     p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds to listen (default 3)")

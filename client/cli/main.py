@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from . import admin, commands, devices, directory, groups, notices, reading, recall
+from . import admin, commands, devices, directory, files, groups, notices, reading, recall, status
 
 # name → (module with main(argv) -> int, one-line help)
 SERVER_COMMANDS = {
@@ -24,12 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, summary) in SERVER_COMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)
     commands.register(sub)
+    status.register(sub)
     directory.register(sub)
     devices.register(sub)
     groups.register(sub)
     reading.register(sub)
     recall.register(sub)
     notices.register(sub)
+    files.register(sub)
     admin.register(sub)
     return parser
 

@@ -37,7 +37,7 @@ _EXIT_BY_TYPE = (
     (ServerUnavailable, EXIT_UNREACHABLE),
     (LimitExceeded, EXIT_LIMIT),
 )
-_USAGE_CODES = {"BAD_MESSAGE", "WEAK_PASSWORD", "UNKNOWN_TYPE"}
+_USAGE_CODES = {"BAD_MESSAGE", "WEAK_PASSWORD", "UNKNOWN_TYPE", "BAD_FILE_NAME", "BAD_FILE_ID"}
 
 
 def exit_code(error: CorridorError) -> int:
@@ -71,3 +71,13 @@ def fail(command: str, code: str, message: str, as_json: bool, status: int) -> i
 def report(command: str, error: CorridorError, as_json: bool) -> int:
     """Report a typed Corridor error; returns its exit code."""
     return fail(command, error.code, error.message, as_json, exit_code(error))
+
+
+def human_size(size: int) -> str:
+    """1536 → '1.5 KiB'."""
+    value, unit = float(size), "bytes"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"

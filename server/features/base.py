@@ -1,4 +1,5 @@
-"""What a feature module adds to the server at run time: its actions and request routes.
+"""What a feature module adds to the server at run time: its actions, request routes and
+background tasks.
 
 A feature's schema is its package-level `MIGRATIONS`, which `server/app.py` applies in
 dependency order before any feature is built (the user cache needs the tables)."""
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ..sessions import Session
 
 Handler = Callable[["Session", Any], Awaitable[Record]]
+Task = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,15 @@ class Route:
 class Feature:
     """A feature's declarations: `actions` maps each action to the roles allowed by default;
     `self_service` lets any logged-in user perform an action on themselves, naming the request
-    field that says whom it concerns (e.g. a user revoking their own device)."""
+    field that says whom it concerns (e.g. a user revoking their own device).
+
+    `tasks` run for the server's whole life in its root nursery: started once the committer
+    runs and before connections are accepted, cancelled after the connections have closed
+    (presence uses one to start and end quiet hours on time). A task that raises stops the
+    server, so a task handles the failures it expects (a database read) and carries on."""
 
     name: str
     actions: dict[str, frozenset[str]] = field(default_factory=dict)
     self_service: dict[str, str] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
+    tasks: tuple[Task, ...] = ()

@@ -28,6 +28,7 @@ def chat_message(users: UserCache, stored: StoredMessage, cls: type[ChatMessage]
         mentions=stored.mentions,
         ref=stored.ref,
         edited=stored.edited,
+        file=stored.file,
     )
 
 

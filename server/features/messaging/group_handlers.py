@@ -283,6 +283,7 @@ class GroupHandlers:
     async def group_send(self, session: Session, msg: GroupSend) -> SendResult:
         """Store durably, then acknowledge; every member's sessions get it once, after the commit."""
         me, now = session.actor, self.services.clock()
+        attach = self.messaging.attachment(me.user_id, msg.file, msg.text)
 
         def txn(conn):
             duplicate = store.find_duplicate(conn, me.device_id, msg.msg_id)
@@ -292,7 +293,7 @@ class GroupHandlers:
             if found.dissolved:
                 raise make_error("NO_SUCH_GROUP", f"group {msg.group} was dissolved")
             members = group_store.member_ids(conn, found.id)
-            mentions = self._mentions(msg.text, role, members)
+            file = attach(conn) if attach else None
             stored = store.append_message_txn(
                 conn,
                 conversation=found.id,
@@ -303,7 +304,9 @@ class GroupHandlers:
                 msg_id=msg.msg_id,
                 text=msg.text,
                 now=now,
-                mentions=mentions,
+                kind="file" if file else "text",
+                mentions=() if file else self._mentions(msg.text, role, members),
+                file=file,
             )
             return stored, members
 

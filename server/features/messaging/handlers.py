@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from collections.abc import Callable
 
 from corridor.protocol.errors import make_error
+from corridor.protocol.files import FileRef, check_file_name
 from corridor.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from corridor.protocol.messages import (
     ChatMessage,
@@ -21,6 +24,7 @@ from corridor.protocol.messages import (
 
 from ...services import Services
 from ...sessions import Session
+from ..files import store as files_store
 from . import delivery, group_store, read_store, store
 
 # Per-message framing overhead allowance on top of the text (field names, ids, numbers).
@@ -33,6 +37,8 @@ def fit_in_frame(messages: list[store.StoredMessage], budget: int) -> tuple[list
     used = 0
     for index, message in enumerate(messages):
         used += len(message.text.encode()) + MESSAGE_OVERHEAD
+        if message.file:
+            used += len(message.file.name.encode()) + MESSAGE_OVERHEAD
         if used > budget and index > 0:
             return messages[:index], True
     return messages, False
@@ -55,6 +61,15 @@ class MessagingHandlers:
         """After commit: push to everyone in `to` (see `delivery.deliver`)."""
         delivery.deliver(self.services, stored, origin, to, urgent)
 
+    @staticmethod
+    def attachment(user_id: int, file_id: str | None, name: str) -> Callable[[sqlite3.Connection], FileRef] | None:
+        """For a send with a file: a check, run in the send's transaction, that the sender may
+        send that file (their finished upload, or one they can see), giving its reference."""
+        if file_id is None:
+            return None
+        check_file_name(name)
+        return lambda conn: files_store.attachment(conn, user_id, file_id, name)
+
     def _user(self, username: str, *, active: bool):
         user = self.services.users.by_name(username.lower())
         if user is None or (active and not user.active):
@@ -76,6 +91,7 @@ class MessagingHandlers:
                 msg_id=msg.msg_id,
                 text=msg.text,
                 now=now,
+                attach=self.attachment(actor.user_id, msg.file, msg.text),
             ),
             after_commit=lambda stored: self.deliver(stored, session.id, [stored.sender_id, recipient.id], msg.urgent),
         )
@@ -135,7 +151,7 @@ class MessagingHandlers:
         def txn(conn):
             conversation_kind, _, joined = read_store.conversation_of(conn, conversation, me.user_id)
             target = store.message(conn, conversation, seq)
-            if target is None or seq <= joined or target.kind not in ("text", "recalled"):
+            if target is None or seq <= joined or target.kind not in ("text", "recalled", "file"):
                 raise make_error("NO_SUCH_MESSAGE", f"conversation {conversation} has no message #{seq} that can be changed")
             if conversation_kind == "group":
                 found, role = group_store.group(conn, conversation, me.user_id)
@@ -146,6 +162,8 @@ class MessagingHandlers:
                 if kind == "recall" and earlier is not None and earlier.sender_id == me.user_id:
                     return earlier, []  # a retry of my own recall: the same answer
                 raise make_error("NO_SUCH_MESSAGE", f"message #{seq} was recalled")
+            if kind == "edit" and target.kind == "file":
+                raise make_error("NO_SUCH_MESSAGE", f"message #{seq} is a file: recall it and send another instead")
             moderator = kind == "recall" and conversation_kind == "group" and policy.may_in_group(role, "recall_any")
             if target.sender_id != me.user_id and not moderator:
                 raise make_error("FORBIDDEN", f"only its sender may {kind} message #{seq}")

@@ -83,4 +83,12 @@ MIGRATIONS = (
         ALTER TABLE messages ADD COLUMN edited_at REAL;
         """,
     ),
+    Migration(
+        "messaging.0005_files",
+        """
+        ALTER TABLE messages ADD COLUMN file_sha256 TEXT;
+        ALTER TABLE messages ADD COLUMN file TEXT NOT NULL DEFAULT '';
+        CREATE INDEX messages_file ON messages (file_sha256) WHERE file_sha256 IS NOT NULL;
+        """,
+    ),
 )

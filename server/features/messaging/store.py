@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from corridor.protocol.files import FileRef
 
 from ..archive.store import append_txn
 
@@ -29,14 +32,17 @@ class StoredMessage:
     ref: int = 0
     edited: float = 0.0
     duplicate: bool = False
+    file: FileRef | None = None
 
 
-_COLUMNS = "conversation_id, seq, sender_id, recipient_id, msg_id, text, ts, kind, mentions, ref, coalesce(edited_at, 0)"
-_WRITTEN = "conversation_id, seq, sender_id, recipient_id, msg_id, text, ts, kind, mentions, ref, device_id"
+_COLUMNS = "conversation_id, seq, sender_id, recipient_id, msg_id, text, ts, kind, mentions, ref, coalesce(edited_at, 0), file"
+_WRITTEN = "conversation_id, seq, sender_id, recipient_id, msg_id, text, ts, kind, mentions, ref, device_id, file_sha256, file"
 
 
 def _stored(row, duplicate: bool = False) -> StoredMessage:
-    return StoredMessage(*row[:7], row[7], tuple(json.loads(row[8])) if row[8] else (), row[9], row[10], duplicate)
+    mentions = tuple(json.loads(row[8])) if row[8] else ()
+    file = FileRef.from_fields(json.loads(row[11])) if row[11] else None
+    return StoredMessage(*row[:7], row[7], mentions, row[9], row[10], duplicate, file)
 
 
 def _direct_key(a: int, b: int) -> str:
@@ -69,14 +75,16 @@ def append_message_txn(
     kind: str = "text",
     mentions: tuple[str, ...] = (),
     ref: int = 0,
+    file: FileRef | None = None,
 ) -> StoredMessage:
     """Give the message the conversation's next seq, store it and archive it, in the caller's
-    transaction."""
+    transaction. A `file` message's archive entry names the file's content hash, so the archive
+    references every file sent."""
     (seq,) = conn.execute(
         "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (conversation,)
     ).fetchone()
     conn.execute(
-        f"INSERT INTO messages ({_WRITTEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO messages ({_WRITTEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             conversation,
             seq,
@@ -89,6 +97,8 @@ def append_message_txn(
             json.dumps(mentions) if mentions else "",
             ref,
             device_id,
+            file.id if file else None,
+            json.dumps(file.to_fields()) if file else "",
         ),
     )
     payload = {"seq": seq, "sender": sender_id, "recipient": recipient_id, "device": device_id, "msg_id": msg_id, "text": text}
@@ -98,8 +108,10 @@ def append_message_txn(
         payload["mentions"] = list(mentions)
     if ref:
         payload["ref"] = ref
+    if file:
+        payload["file"] = {"sha256": file.id, "name": file.name, "size": file.size}
     append_txn(conn, ts=now, actor=sender_name, kind="message", conversation=conversation, payload=payload)
-    return StoredMessage(conversation, seq, sender_id, recipient_id, msg_id, text, now, kind, mentions, ref)
+    return StoredMessage(conversation, seq, sender_id, recipient_id, msg_id, text, now, kind, mentions, ref, file=file)
 
 
 def message(conn: sqlite3.Connection, conversation: int, seq: int) -> StoredMessage | None:
@@ -121,7 +133,7 @@ def change_txn(conn: sqlite3.Connection, target: StoredMessage, *, kind: str, te
     archive, append-only, keeps what it said before."""
     if kind == "recall":
         conn.execute(
-            "UPDATE messages SET kind = 'recalled', text = '', mentions = '', edited_at = NULL"
+            "UPDATE messages SET kind = 'recalled', text = '', mentions = '', edited_at = NULL, file_sha256 = NULL, file = ''"
             " WHERE conversation_id = ? AND seq = ?",
             (target.conversation, target.seq),
         )
@@ -142,11 +154,15 @@ def send_direct_txn(
     msg_id: str,
     text: str,
     now: float,
+    attach: Callable[[sqlite3.Connection], FileRef] | None = None,
 ) -> StoredMessage:
-    """Store a 1:1 message exactly once; a repeated (device, msg_id) returns the original."""
+    """Store a 1:1 message exactly once; a repeated (device, msg_id) returns the original.
+    `attach` makes it a `file` message: it returns the file (or refuses it), and runs only
+    for a message not stored before."""
     duplicate = find_duplicate(conn, device_id, msg_id)
     if duplicate is not None:
         return duplicate
+    file = attach(conn) if attach else None
     conversation = direct_conversation(conn, sender_id, recipient_id)
     if conversation is None:
         conversation = conn.execute(
@@ -167,6 +183,8 @@ def send_direct_txn(
         msg_id=msg_id,
         text=text,
         now=now,
+        kind="file" if file else "text",
+        file=file,
     )
 
 

@@ -1,0 +1,142 @@
+"""Sending and fetching files: chunked, resumable, checked by SHA-256 end to end.
+
+Upload: the file is hashed first; `file_upload` names the content by that hash and the server
+answers with the offset it already has (0 for a new upload, further on for one interrupted
+earlier — by a dropped connection, or by a process that was stopped), so resuming is simply
+asking again. Chunks are idempotent requests, so the client library resends one that a dropped
+connection left unanswered. The server checks the hash when the last byte arrives; then a
+`send`/`group_send` with `file` delivers it like a message.
+
+Download: bytes go to `NAME.part` beside the target, which is where a later download resumes;
+the target appears (by rename) only once the whole file hashes to its id, so a file under its
+real name is always complete and the one that was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+
+from corridor.protocol.errors import CorridorError, make_error
+from corridor.protocol.files import CHUNK_BYTES, FileRef, check_file_id, check_file_name
+from corridor.protocol.messages import FileChunk, FileGet, FileInfo, FileUpload, GroupSend, Send, SendResult
+
+from .client import GROUP_PREFIX, Client
+
+Progress = Callable[[int, int], None]  # (bytes done, total)
+HASH_BLOCK = 1024 * 1024
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a file; blocking."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(HASH_BLOCK):
+            digest.update(block)
+        return digest.hexdigest(), f.tell()
+
+
+def _read_at(path: Path, offset: int, length: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+async def upload(client: Client, path: Path, progress: Progress | None = None) -> tuple[str, int]:
+    """Put a file's content on the server (resuming whatever it already has); returns its
+    (id, size)."""
+    file_id, size = await trio.to_thread.run_sync(hash_file, path)
+    while True:
+        state = await client.request(FileUpload(sha256=file_id, size=size))
+        if progress:
+            progress(state.offset, size)  # where this attempt starts: further on when resuming
+        try:
+            while not state.complete:
+                data = await trio.to_thread.run_sync(_read_at, path, state.offset, CHUNK_BYTES)
+                if not data:
+                    raise make_error("FILE_CORRUPT", f"{path} got shorter while it was sent; send it again")
+                state = await client.request(FileChunk(upload=state.upload, offset=state.offset, data=data))
+                if progress:
+                    progress(state.offset, size)
+        except CorridorError as exc:
+            if exc.code in ("BAD_OFFSET", "NO_SUCH_UPLOAD"):
+                continue  # another device of mine moved the upload on, or finished it: ask again
+            if exc.code == "FILE_CORRUPT":
+                raise make_error("FILE_CORRUPT", f"{path} changed while it was sent; send it again") from None
+            raise
+        return file_id, size
+
+
+async def send_file(
+    client: Client, to: str, path: Path, *, name: str | None = None, msg_id: str | None = None, progress: Progress | None = None
+) -> SendResult:
+    """Upload a file and send it to a user, or to a group named `#ID`; returns once the message
+    is stored durably. `name` defaults to the file's own name."""
+    name = check_file_name(name or path.name)
+    file_id, _ = await upload(client, path, progress)
+    msg_id = msg_id or uuid.uuid4().hex
+    if to.startswith(GROUP_PREFIX):
+        request = GroupSend(group=int(to[len(GROUP_PREFIX) :]), msg_id=msg_id, text=name, file=file_id)
+    else:
+        request = Send(to=to.lower(), msg_id=msg_id, text=name, file=file_id)
+    return await client.request(request)
+
+
+async def file_info(client: Client, file_id: str) -> FileRef:
+    """What a file I can see is, under the name it was last sent to me with."""
+    return await client.request(FileInfo(file=check_file_id(file_id)))
+
+
+def _target(dest: Path, info: FileRef, thumbnail: bool) -> Path:
+    if not dest.is_dir():
+        return dest
+    # The name comes from another person (through the server): it is checked before it becomes
+    # a path, so a name like "../../.bashrc" can never write outside `dest`.
+    name = check_file_name(info.name)
+    if thumbnail:
+        name = f"{Path(name).stem}.thumbnail.jpg"
+    return dest / name
+
+
+async def download(
+    client: Client,
+    file_id: str,
+    dest: Path,
+    *,
+    thumbnail: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Fetch a file (or its thumbnail) into `dest` — a directory (then under the file's name)
+    or a file path — resuming a partial download left there; returns the path written."""
+    info = await file_info(client, file_id)
+    target = _target(dest, info, thumbnail)
+    if target.exists() and not overwrite:
+        raise make_error("ALREADY_EXISTS", f"{target} already exists; it was left as it is")
+    part = target.with_name(target.name + ".part")
+    offset = part.stat().st_size if part.exists() else 0
+    size = None
+    with open(part, "ab") as out:
+        while size is None or offset < size:
+            chunk = await client.request(FileGet(file=info.id, offset=offset, thumbnail=thumbnail))
+            size = chunk.size
+            if offset > size or (not chunk.data and offset < size):
+                raise make_error("FILE_CORRUPT", f"{part} does not match the file on the server; delete it and retry")
+            await trio.to_thread.run_sync(out.write, chunk.data)
+            offset += len(chunk.data)
+            if progress:
+                progress(offset, size)
+        await trio.to_thread.run_sync(out.flush)
+        await trio.to_thread.run_sync(os.fsync, out.fileno())
+    if not thumbnail:
+        got, _ = await trio.to_thread.run_sync(hash_file, part)
+        if got != info.id:
+            part.unlink()
+            raise make_error("FILE_CORRUPT", f"the downloaded bytes do not hash to {info.id}; download it again")
+    os.replace(part, target)
+    return target
