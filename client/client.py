@@ -351,12 +351,15 @@ class Client:
             if not result.more:
                 return peers
 
+    async def _unread_notices(self, channel: Channel) -> None:
+        # Notices sent while this device was away or on a break: once per client, like live ones.
+        for notice in reversed((await channel.request(NoticeInbox(unread=True, limit=500))).notices):
+            await self._emit(NoticeEvent(**{f.name: getattr(notice, f.name) for f in dataclasses.fields(notice)}))
+
     async def _deliver(self, channel: Channel) -> None:
         try:
             peers = await self._sync(channel) - {self.credential.user, ""}
-            # Notices sent while this device was away: once per client, like the live ones.
-            for notice in reversed((await channel.request(NoticeInbox(unread=True, limit=500))).notices):
-                await self._emit(NoticeEvent(**{f.name: getattr(notice, f.name) for f in dataclasses.fields(notice)}))
+            await self._unread_notices(channel)
             if peers:
                 statuses = await channel.request(QueryPresence(users=tuple(sorted(peers))[:1000]))
                 for status in statuses.statuses:
@@ -364,6 +367,7 @@ class Client:
             async for event in channel.events:
                 if isinstance(event, ResyncEvent):  # a break ended: fetch what was held
                     await self._sync(channel)
+                    await self._unread_notices(channel)
                     continue
                 if not isinstance(event, MessageEvent):
                     await self._emit(event)

@@ -933,6 +933,7 @@ class GroupInfo(Record):
     announcement_read_by: Annotated[tuple[str, ...], Bound(max_items=5000)]
     created: float
     dissolved: bool = False
+    department: int | None = None
 
 
 @dataclass(frozen=True)
@@ -943,6 +944,22 @@ class GroupCreate(Request):
     RESULT = GroupInfo
     name: GroupName
     members: Members = ()
+    welcome: Notice = ""
+
+
+@dataclass(frozen=True)
+class DepartmentGroupCreate(Request):
+    """Create a department's group (IT admins; department admins for their departments): its
+    members are the active people of the department and of the departments below it, and they
+    follow the directory from then on — people who join the department join the group, people
+    who leave it or are deactivated leave. `owner` runs the group and is always in it; `name`
+    defaults to the department's."""
+
+    TYPE = "department_group_create"
+    RESULT = GroupInfo
+    department: Annotated[int, Bound(min=1, max=2**62)]
+    owner: UserName
+    name: Annotated[str, Bound(max_len=128)] = ""
     welcome: Notice = ""
 
 
@@ -1258,6 +1275,7 @@ REQUESTS: dict[str, type[Request]] = {
         DirectoryImport,
         LdapSync,
         GroupCreate,
+        DepartmentGroupCreate,
         GroupList,
         GroupGet,
         GroupMembersAdd,

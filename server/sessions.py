@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from corridor.protocol.errors import CorridorError
-from corridor.protocol.messages import Event, MessageEvent, ResyncEvent
+from corridor.protocol.messages import Event, MessageEvent, NoticeEvent, ResyncEvent
 
 from .bus import Bus
 
@@ -110,8 +110,9 @@ class SessionRegistry:
         self._bus.publish("session.started", session)
 
     def _deliver(self, user_id: int, session: Session, delivery: Delivery) -> None:
-        if isinstance(delivery.event, MessageEvent) and self.holds(user_id, delivery.event.sender, delivery.urgent):
-            return  # held: the sessions sync when the break ends
+        event = delivery.event
+        if isinstance(event, (MessageEvent, NoticeEvent)) and self.holds(user_id, event.sender, delivery.urgent):
+            return  # held: the sessions sync (and read their unread notices) when the break ends
         session.deliver(delivery)
 
     # -- breaks ---------------------------------------------------------------------------

@@ -4,7 +4,9 @@ told), urgent ones from people they allow still arrive, and the held ones come w
 import trio
 
 from corridor.client.client import Client
-from corridor.protocol.messages import MessageEvent, PresenceEvent, QueryPresence
+from corridor.protocol.messages import MessageEvent, NoticeEvent, NoticeSend, PolicySet, PresenceEvent, QueryPresence
+
+from .helpers import admin_request
 
 
 async def test_a_break_holds_messages_lets_urgent_ones_through_and_delivers_the_rest_after(org):
@@ -36,3 +38,23 @@ async def test_a_break_holds_messages_lets_urgent_ones_through_and_delivers_the_
         with trio.fail_after(5):
             assert (await next_message()).text == "when you have a minute"
         assert not (await c.send("bob", "thanks")).held
+
+
+async def test_notices_wait_for_the_end_of_a_break_too(org):
+    hr, bob = await org.user("hr"), await org.user("bob")
+    await admin_request(org.data_dir, PolicySet(kind="broadcast", department=None, subjects=("user:hr",)))
+    async with Client.open(bob) as b, Client.open(hr, receive=False) as h:
+        await b.set_presence("break")
+        await h.request(NoticeSend(msg_id="n1", title="Canteen", text="closed today", everyone=True))
+
+        async def next_notice() -> NoticeEvent:
+            async for event in b.events():
+                if isinstance(event, NoticeEvent):
+                    return event
+
+        with trio.move_on_after(0.5):
+            early = await next_notice()
+            raise AssertionError(f"notice delivered during the break: {early}")
+        await b.set_presence("online")
+        with trio.fail_after(5):
+            assert (await next_notice()).title == "Canteen"

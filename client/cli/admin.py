@@ -15,6 +15,7 @@ from corridor.protocol.errors import make_error
 from corridor.protocol.messages import (
     ROLES,
     DepartmentAdd,
+    DepartmentGroupCreate,
     DeviceList,
     DeviceRevoke,
     InviteReissue,
@@ -127,6 +128,20 @@ def _department_added(request: DepartmentAdd, result: Record) -> Description:
     )
 
 
+def _department_group(args: argparse.Namespace) -> DepartmentGroupCreate:
+    return DepartmentGroupCreate(
+        department=args.department_id, owner=args.owner, name=args.name or "", welcome=args.welcome or ""
+    )
+
+
+def _department_group_created(request: DepartmentGroupCreate, result: Record) -> Description:
+    return (
+        {"ok": True, **result.to_fields()},
+        f"Created group #{result.id} {result.name!r} for department {request.department}, owned by {result.owner}:"
+        f" {len(result.members)} members, who follow the directory from now on",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `corridor admin` and its subcommands to the root parser."""
     admin = sub.add_parser("admin", help="administer a running server (control socket on its host, or --remote over TLS)")
@@ -183,6 +198,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_department.add_argument("name", metavar="NAME", help='department name, e.g. "Engineering"')
     add_department.add_argument("--parent", type=int, metavar="ID", help="the parent department's id (default: top level)")
     add_department.set_defaults(run=admin_command(_department_add, _department_added))
+    group = actions.add_parser(
+        "group", help="create a department's group: its people and those of the departments below it, kept in step"
+    )
+    group.add_argument("department_id", type=int, metavar="ID", help="the department")
+    group.add_argument("--owner", required=True, metavar="USER", help="who runs the group (always a member)")
+    group.add_argument("--name", help="the group's name (default: the department's)")
+    group.add_argument("--welcome", metavar="TEXT", help="a welcome message for people who join")
+    group.set_defaults(run=admin_command(_department_group, _department_group_created))
 
     device = topics.add_parser("device", help="see and revoke someone's enrolled devices")
     actions = device.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -197,5 +220,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
 
     more = admin_policy.register(topics) + admin_import.register(topics)
-    for command in (add, edit, deactivate, reactivate, invite, add_department, list_devices, revoke, *more):
+    for command in (add, edit, deactivate, reactivate, invite, add_department, group, list_devices, revoke, *more):
         command.add_argument("--json", action="store_true", help="machine-readable output")

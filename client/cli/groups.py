@@ -47,6 +47,8 @@ async def _group_id(client: Client, text: str) -> int:
 
 def _info_text(info: Record) -> str:
     lines = [f"#{info.id} {info.name}" + (" (dissolved)" if info.dissolved else ""), f"  owner: {info.owner}"]
+    if info.department is not None:
+        lines.append(f"  members follow department {info.department} and the departments below it")
     if info.admins:
         lines.append(f"  admins: {', '.join(info.admins)}")
     lines.append(f"  members ({len(info.members)}): {', '.join(info.members)}")

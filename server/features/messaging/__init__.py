@@ -1,6 +1,7 @@
 """Messaging: durable, idempotent, gap-free conversations, 1:1 and in groups; read marks and typing."""
 
 from corridor.protocol.messages import (
+    DepartmentGroupCreate,
     Edit,
     GroupAnnounce,
     GroupAnnouncementRead,
@@ -27,8 +28,9 @@ from corridor.protocol.messages import (
 
 from ...policy import Targets
 from ...services import Services
-from ...sessions import CHATTERS, MEMBERS
+from ...sessions import ADMINS, CHATTERS, DEPT_ADMIN, MEMBERS
 from ..base import Feature, Route
+from .department_groups import DepartmentFollower
 from .group_handlers import GroupHandlers
 from .handlers import MessagingHandlers
 from .migrations import MIGRATIONS
@@ -44,12 +46,23 @@ def feature(services: Services) -> Feature:
     reads = ReadHandlers(services)
     return Feature(
         name="messaging",
-        actions={"message.send": CHATTERS, "message.read": MEMBERS, "group.manage": CHATTERS},
+        actions={
+            "message.send": CHATTERS,
+            "message.read": MEMBERS,
+            "group.manage": CHATTERS,
+            "group.department": ADMINS | {DEPT_ADMIN},
+        },
         routes=(
             Route(Send, handlers.send, "message.send", lambda m: Targets(recipients=(m.to,))),
             Route(Sync, handlers.sync, "message.read"),
             Route(History, handlers.history, "message.read"),
             Route(GroupCreate, groups.group_create, "group.manage", lambda m: Targets(recipients=m.members)),
+            Route(
+                DepartmentGroupCreate,
+                groups.department_group_create,
+                "group.department",
+                lambda m: Targets(departments=(m.department,)),
+            ),
             Route(GroupList, groups.group_list, "message.read"),
             Route(GroupGet, groups.group_get, "message.read"),
             Route(GroupMembersAdd, groups.group_members_add, "group.manage", lambda m: Targets(recipients=m.users)),
@@ -69,4 +82,5 @@ def feature(services: Services) -> Feature:
             Route(Recall, handlers.recall, "message.send"),
             Route(Edit, handlers.edit, "message.send"),
         ),
+        tasks=(DepartmentFollower(services, handlers).run,),
     )

@@ -11,6 +11,7 @@ import re
 
 from corridor.protocol.errors import make_error
 from corridor.protocol.messages import (
+    DepartmentGroupCreate,
     Empty,
     GroupAnnounce,
     GroupAnnouncementRead,
@@ -34,6 +35,7 @@ from corridor.protocol.messages import (
 
 from ...services import Services
 from ...sessions import Session
+from ..archive.store import admin_action_txn
 from . import group_store, store
 from .handlers import MessagingHandlers, fit_in_frame
 
@@ -87,8 +89,12 @@ class GroupHandlers:
 
         return await self.services.db.write(txn, after_commit=committed)
 
-    async def _info(self, session: Session, group_id: int) -> GroupInfo:
-        me = session.actor.user_id
+    def _not_following(self, found: group_store.GroupRow) -> None:
+        if found.department is not None:
+            raise make_error("FORBIDDEN", "the members of a department group are the department's: they follow the directory")
+
+    async def _info(self, session: Session, group_id: int, as_member: int | None = None) -> GroupInfo:
+        me = as_member or session.actor.user_id
 
         def read(conn):
             found, role = group_store.group(conn, group_id, me)
@@ -112,6 +118,7 @@ class GroupHandlers:
             announcement_read_by=tuple(sorted(map(name, readers))),
             created=found.created,
             dissolved=found.dissolved,
+            department=found.department,
         )
 
     # -- requests -------------------------------------------------------------------------------
@@ -142,6 +149,44 @@ class GroupHandlers:
         group_id, _, _ = await self.services.db.write(txn, after_commit=committed)
         return await self._info(session, group_id)
 
+    async def department_group_create(self, session: Session, msg: DepartmentGroupCreate) -> GroupInfo:
+        """Create a department's group, whose members then follow the directory (see
+        `department_groups.py`); archived as an admin action."""
+        ((owner_id, owner),) = self._people((msg.owner,)).items()
+        actor, now = session.actor.label, self.services.clock()
+
+        def txn(conn):
+            department = group_store.department_name(conn, msg.department)
+            if department is None:
+                raise make_error("NO_SUCH_DEPARTMENT", f"no department {msg.department}")
+            members = {**group_store.department_people(conn, msg.department), owner_id: owner}
+            self._check_size(len(members))
+            name = msg.name.strip() or department
+            text = f"{actor} created {name!r}, the group of the department {department}: its members follow the directory"
+            group_id, said = group_store.create_txn(
+                conn, name=name, owner_id=owner_id, owner=owner, members=members, welcome=msg.welcome, now=now, text=text
+            )
+            group_store.set_department_txn(conn, group_id, msg.department)
+            admin_action_txn(
+                conn,
+                actor=actor,
+                now=now,
+                action="department_group_create",
+                group=group_id,
+                department=msg.department,
+                owner=owner,
+                members=len(members),
+            )
+            return group_id, said, group_store.member_ids(conn, group_id)
+
+        def committed(outcome) -> None:
+            _, said, everyone = outcome
+            for message in said:
+                self.messaging.deliver(message, None, everyone)
+
+        group_id, _, _ = await self.services.db.write(txn, after_commit=committed)
+        return await self._info(session, group_id, as_member=owner_id)
+
     async def group_list(self, session: Session, msg: GroupList) -> GroupListResult:
         """My groups with my role in each."""
         me = session.actor.user_id
@@ -169,6 +214,7 @@ class GroupHandlers:
         people = self._people(msg.users)
 
         def change(conn, found, role):
+            self._not_following(found)
             self._check_size(len(set(group_store.member_ids(conn, found.id)) | set(people)))
             return group_store.add_members_txn(conn, found, by_id=me.user_id, by=me.username, members=people, now=now)
 
@@ -186,6 +232,7 @@ class GroupHandlers:
             people[user.id] = user.username
 
         def change(conn, found, role):
+            self._not_following(found)
             for user_id in people:
                 self.services.policy.require_in_group(role, "remove_members", group_store.role_of(conn, found, user_id))
             return group_store.remove_members_txn(conn, found, by_id=me.user_id, by=me.username, members=people, now=now)
@@ -262,6 +309,7 @@ class GroupHandlers:
             if found.dissolved:  # nothing to tell anyone: just stop carrying it
                 group_store.forget_txn(conn, found, me.user_id)
                 return []
+            self._not_following(found)
             return group_store.remove_members_txn(
                 conn, found, by_id=me.user_id, by=me.username, members={me.user_id: me.username}, now=now, left=True
             )

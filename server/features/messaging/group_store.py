@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from corridor.protocol.errors import make_error
@@ -16,6 +17,7 @@ from corridor.protocol.errors import make_error
 from . import store
 
 SYSTEM_DEVICE = 0  # system messages come from no device; their msg_ids are random
+NAMES_IN_TEXT = 20  # a system message names this many people, then says how many more
 
 
 @dataclass(frozen=True)
@@ -30,12 +32,25 @@ class GroupRow:
     announcement_version: int
     created: float
     dissolved: bool
+    department: int | None = None  # a department group: its members follow the directory
 
 
 _GROUP_COLUMNS = (
     "g.conversation_id, g.name, g.owner_id, g.welcome, g.announcement, g.announcement_by, g.announcement_ts,"
-    " g.announcement_version, g.created_at, g.dissolved_at IS NOT NULL"
+    " g.announcement_version, g.created_at, g.dissolved_at IS NOT NULL, g.department_id"
 )
+
+
+def _row(row) -> GroupRow:
+    return GroupRow(*row[:9], bool(row[9]), row[10])
+
+
+def names_text(names) -> str:
+    """People for a system message: a few by name, then how many more, so a text about a big
+    department stays far within a message's length."""
+    names = sorted(names)
+    shown = ", ".join(names[:NAMES_IN_TEXT])
+    return shown if len(names) <= NAMES_IN_TEXT else f"{shown} and {len(names) - NAMES_IN_TEXT:,} more"
 
 
 def group(conn: sqlite3.Connection, group_id: int, member_id: int) -> tuple[GroupRow, str]:
@@ -48,7 +63,7 @@ def group(conn: sqlite3.Connection, group_id: int, member_id: int) -> tuple[Grou
     ).fetchone()
     if row is None:
         raise make_error("NO_SUCH_GROUP", f"you are in no group {group_id}")
-    found = GroupRow(*row[:9], bool(row[9]))
+    found = _row(row)
     return found, role_of(conn, found, member_id)
 
 
@@ -118,9 +133,18 @@ def system_message_txn(
 
 
 def create_txn(
-    conn: sqlite3.Connection, *, name: str, owner_id: int, owner: str, members: dict[int, str], welcome: str, now: float
+    conn: sqlite3.Connection,
+    *,
+    name: str,
+    owner_id: int,
+    owner: str,
+    members: dict[int, str],
+    welcome: str,
+    now: float,
+    text: str = "",
 ):
-    """Create the group with its owner and first members; returns (id, its first message)."""
+    """Create the group with its owner and first members; returns (id, its first message),
+    which says `text` or by default who created it with whom."""
     group_id = conn.execute("INSERT INTO conversations (kind, created_at) VALUES ('group', ?)", (now,)).lastrowid
     conn.execute(
         "INSERT INTO groups (conversation_id, name, owner_id, welcome, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -130,15 +154,23 @@ def create_txn(
         "INSERT INTO conversation_members (user_id, conversation_id, joined_seq) VALUES (?, ?, 0)",
         [(user_id, group_id) for user_id in {owner_id, *members}],
     )
-    others = ", ".join(sorted(n for i, n in members.items() if i != owner_id))
-    text = f"{owner} created the group {name!r}" + (f" with {others}" if others else "")
+    others = names_text(n for i, n in members.items() if i != owner_id)
+    text = text or f"{owner} created the group {name!r}" + (f" with {others}" if others else "")
     return group_id, [system_message_txn(conn, group_id, by_id=owner_id, by=owner, text=text, now=now)]
 
 
 def add_members_txn(
-    conn: sqlite3.Connection, found: GroupRow, *, by_id: int, by: str, members: dict[int, str], now: float
+    conn: sqlite3.Connection,
+    found: GroupRow,
+    *,
+    by_id: int,
+    by: str,
+    members: dict[int, str],
+    now: float,
+    says: Callable[[str], str] | None = None,
 ) -> list[store.StoredMessage]:
-    """Add those not yet in the group: they see it from the "added" message on, then the welcome."""
+    """Add those not yet in the group: they see it from the "added" message on (what `says`
+    makes of their names; by default "BY added …"), then the welcome."""
     present = set(member_ids(conn, found.id))
     new = {i: n for i, n in members.items() if i not in present}
     if not new:
@@ -148,7 +180,8 @@ def add_members_txn(
         "INSERT INTO conversation_members (user_id, conversation_id, joined_seq) VALUES (?, ?, ?)",
         [(user_id, found.id, last_seq) for user_id in new],
     )
-    said = [system_message_txn(conn, found.id, by_id=by_id, by=by, text=f"{by} added {', '.join(sorted(new.values()))}", now=now)]
+    text = (says or (lambda names: f"{by} added {names}"))(names_text(new.values()))
+    said = [system_message_txn(conn, found.id, by_id=by_id, by=by, text=text, now=now)]
     if found.welcome:
         owner = conn.execute("SELECT username FROM users WHERE id = ?", (found.owner_id,)).fetchone()[0]
         said.append(
@@ -158,14 +191,23 @@ def add_members_txn(
 
 
 def remove_members_txn(
-    conn: sqlite3.Connection, found: GroupRow, *, by_id: int, by: str, members: dict[int, str], now: float, left: bool = False
+    conn: sqlite3.Connection,
+    found: GroupRow,
+    *,
+    by_id: int,
+    by: str,
+    members: dict[int, str],
+    now: float,
+    left: bool = False,
+    says: Callable[[str], str] | None = None,
 ) -> list[store.StoredMessage]:
-    """Take members out (they keep nothing of the group but what their devices hold)."""
+    """Take members out (they keep nothing of the group but what their devices hold). The
+    message says "BY left", or what `says` makes of their names (by default "BY removed …")."""
     present = set(member_ids(conn, found.id))
     gone = {i: n for i, n in members.items() if i in present}
     if not gone:
         return []
-    text = f"{by} left" if left else f"{by} removed {', '.join(sorted(gone.values()))}"
+    text = f"{by} left" if left else (says or (lambda names: f"{by} removed {names}"))(names_text(gone.values()))
     said = system_message_txn(conn, found.id, by_id=by_id, by=by, text=text, now=now)
     conn.executemany("DELETE FROM conversation_members WHERE conversation_id = ? AND user_id = ?", [(found.id, i) for i in gone])
     conn.executemany("DELETE FROM group_admins WHERE conversation_id = ? AND user_id = ?", [(found.id, i) for i in gone])
@@ -249,7 +291,7 @@ def handover_txn(
         (user_id,),
     ).fetchall()
     for row in owned:
-        found = GroupRow(*row[:9], bool(row[9]))
+        found = _row(row)
         messages = add_members_txn(conn, found, by_id=user_id, by=username, members={successor_id: successor}, now=now)
         conn.execute("UPDATE groups SET owner_id = ? WHERE conversation_id = ?", (successor_id, found.id))
         conn.execute(
@@ -261,3 +303,43 @@ def handover_txn(
         said += [(message, members) for message in messages]
         handed.append(f"group #{found.id} {found.name!r}")
     return handed, said
+
+
+# -- department groups --------------------------------------------------------------------------
+# These read the directory's tables: following the directory is what a department group is.
+
+_SUBTREE_PEOPLE = (
+    "WITH RECURSIVE down(id) AS (SELECT ? UNION SELECT d.id FROM departments d JOIN down ON d.parent_id = down.id)"
+    " SELECT DISTINCT u.id, u.username FROM down JOIN department_members m ON m.department_id = down.id"
+    " JOIN users u ON u.id = m.user_id WHERE u.active"
+)
+
+
+def department_name(conn: sqlite3.Connection, department_id: int) -> str | None:
+    """A department's name, or None if there is no such department."""
+    row = conn.execute("SELECT name FROM departments WHERE id = ?", (department_id,)).fetchone()
+    return row[0] if row else None
+
+
+def department_people(conn: sqlite3.Connection, department_id: int) -> dict[int, str]:
+    """The active people of a department and of every department below it."""
+    return dict(conn.execute(_SUBTREE_PEOPLE, (department_id,)).fetchall())
+
+
+def directory_version(conn: sqlite3.Connection) -> int:
+    """The directory's version: it grows with every change to people, departments or memberships."""
+    return conn.execute("SELECT coalesce(max(version), 0) FROM directory_log").fetchone()[0]
+
+
+def set_department_txn(conn: sqlite3.Connection, group_id: int, department_id: int | None) -> None:
+    """Make a group follow a department (or, with None, stop following one)."""
+    conn.execute("UPDATE groups SET department_id = ? WHERE conversation_id = ?", (department_id, group_id))
+
+
+def department_groups(conn: sqlite3.Connection) -> list[GroupRow]:
+    """Every department group that is not dissolved."""
+    rows = conn.execute(
+        f"SELECT {_GROUP_COLUMNS} FROM groups g WHERE g.department_id IS NOT NULL AND g.dissolved_at IS NULL"
+        " ORDER BY g.conversation_id"
+    ).fetchall()
+    return [_row(row) for row in rows]

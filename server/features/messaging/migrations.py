@@ -91,4 +91,11 @@ MIGRATIONS = (
         CREATE INDEX messages_file ON messages (file_sha256) WHERE file_sha256 IS NOT NULL;
         """,
     ),
+    Migration(
+        "messaging.0006_department_groups",
+        """
+        ALTER TABLE groups ADD COLUMN department_id INTEGER;
+        CREATE INDEX groups_department ON groups (department_id) WHERE department_id IS NOT NULL;
+        """,
+    ),
 )
