@@ -52,7 +52,7 @@ from corridor.protocol.schema import Record
 
 from .discovery import discover
 from .profile import Credential, Profile
-from .transport import Channel, open_tls
+from .transport import Answer, Channel, open_tls
 
 log = logging.getLogger("corridor.client")
 
@@ -251,6 +251,16 @@ class Client:
         fault (INTERNAL) is retried a few times, then reported."""
         result, _ = await self._request(message)
         return result
+
+    async def submit(self, message: Request) -> Answer:
+        """Write a request on the current connection (waiting for one) and return its answer
+        without waiting for it, so that requests submitted one after another are handled in
+        that order: a window of them in flight hides the round trip.
+
+        Unlike `request()`, nothing is sent again: if the link drops first, awaiting the answer
+        raises CONNECTION_LOST, and the caller resends from where the server is."""
+        channel = await self._wait_channel()
+        return await channel.submit(message)
 
     async def _request(self, message: Request) -> tuple[Record, Channel]:
         faults = 0

@@ -1,18 +1,21 @@
 """One open connection to a server: TLS (or the local admin socket), requests and events.
 
 `Channel.request()` sends a typed request and waits for its one answer, raising the typed
-error the server sent. A reader task (run it in a nursery: `nursery.start_soon(ch.run)`)
-routes answers to waiters and server pushes to `Channel.events`. When the connection ends,
-every waiter gets `CONNECTION_LOST` and `events` is closed, so callers never hang on a dead link.
+error the server sent. `Channel.submit()` only writes the request and returns its `Answer`, so
+a caller can keep several requests in flight: the server handles a connection's requests in
+order, hence in the order they were submitted. A reader task (run it in a nursery:
+`nursery.start_soon(ch.run)`) routes answers to their `Answer` and server pushes to
+`Channel.events`. When the connection ends, every unanswered request gets `CONNECTION_LOST` and
+`events` is closed, so callers never hang on a dead link.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -33,11 +36,29 @@ def connection_lost(why: str) -> CorridorError:
     return make_error("CONNECTION_LOST", why)
 
 
-@dataclass
-class _Waiter:
-    done: trio.Event = field(default_factory=trio.Event)
-    result: Record | None = None
-    error: CorridorError | None = None
+class Answer:
+    """The answer to a request already written: `await answer` returns its result or raises the
+    server's typed error (`CONNECTION_LOST` if the link failed first)."""
+
+    def __init__(self, request_id: int | None):
+        self.request_id = request_id  # None: never written, the link had already failed
+        self._done = trio.Event()
+        self._result: Record | None = None
+        self._error: CorridorError | None = None
+
+    def _set(self, result: Record | None = None, error: CorridorError | None = None) -> None:
+        if not self._done.is_set():
+            self._result, self._error = result, error
+            self._done.set()
+
+    def __await__(self) -> Generator[Any, None, Record]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Record:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 class Channel:
@@ -46,7 +67,7 @@ class Channel:
     def __init__(self, stream: trio.abc.Stream):
         self.stream = stream
         self.conn = Connection("client")
-        self._waiters: dict[int, _Waiter] = {}
+        self._waiters: dict[int, Answer] = {}
         self._send_lock = trio.Lock()
         self._events_send, self.events = trio.open_memory_channel[Event](EVENT_BUFFER)
         self.error: CorridorError | None = None
@@ -54,22 +75,34 @@ class Channel:
 
     async def request(self, message: Request) -> Record:
         """Send one request and return its result; raises the server's typed error."""
+        answer = await self.submit(message)
+        try:
+            return await answer
+        finally:
+            if answer.request_id is not None:  # after a cancellation: stop waiting for the answer
+                self._waiters.pop(answer.request_id, None)
+                self.conn.forget(answer.request_id)
+
+    async def submit(self, message: Request) -> Answer:
+        """Write one request and return its `Answer` without waiting for it; requests submitted
+        one after another are written, and so handled by the server, in that order.
+
+        Every failure, a failed write included, comes out of awaiting the answer. An answer
+        nobody awaits is simply dropped when it arrives."""
         if self.error is not None:
-            raise self.error
+            answer = Answer(None)
+            answer._set(error=self.error)
+            return answer
         request_id, data = self.conn.send_request(message)
-        waiter = self._waiters[request_id] = _Waiter()
+        answer = self._waiters[request_id] = Answer(request_id)
         try:
             async with self._send_lock:
                 await self.stream.send_all(data)
-            await waiter.done.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise connection_lost("the connection closed while sending") from None
-        finally:
             self._waiters.pop(request_id, None)
             self.conn.forget(request_id)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.result
+            answer._set(error=connection_lost("the connection closed while sending"))
+        return answer
 
     def inject(self, event: Event) -> None:
         """Add an event as if the server had pushed it (the client's own acknowledged message).
@@ -85,7 +118,7 @@ class Channel:
         return self.hello
 
     async def run(self) -> None:
-        """Read until the connection ends; then fail every waiter and close `events`."""
+        """Read until the connection ends; then fail every unanswered request and close `events`."""
         try:
             while True:
                 data = await self.stream.receive_some(65536)
@@ -119,20 +152,19 @@ class Channel:
             elif isinstance(event, Failure) and event.re is None:
                 self._end(event.error)
             elif isinstance(event, (Result, Failure)):
-                waiter = self._waiters.get(event.re)
-                if waiter is not None:
+                answer = self._waiters.pop(event.re, None)
+                if answer is not None:
                     if isinstance(event, Result):
-                        waiter.result = event.message
+                        answer._set(result=event.message)
                     else:
-                        waiter.error = event.error
-                    waiter.done.set()
+                        answer._set(error=event.error)
 
     def _end(self, error: CorridorError) -> None:
         if self.error is None:
             self.error = error
-        for waiter in self._waiters.values():
-            waiter.error = waiter.error or self.error
-            waiter.done.set()
+        for answer in self._waiters.values():
+            answer._set(error=self.error)
+        self._waiters.clear()
         self._events_send.close()
 
     async def aclose(self) -> None:

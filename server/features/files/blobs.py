@@ -87,6 +87,7 @@ class BlobStore:
         directory fsynced); a part that does not match is deleted. True if it matched."""
         part = self.part_path(upload)
         digest = hashlib.sha256()
+        part.touch(mode=0o600)  # an empty file never had a chunk to create it
         with open(part, "rb+") as f:
             os.fsync(f.fileno())
             while block := f.read(HASH_BLOCK):
