@@ -366,3 +366,21 @@ async def test_an_empty_file_is_sent_and_fetched(org, tmp_path):
             (message,) = (await b.history("alice")).messages
             got = await download(b, message.file.id, tmp_path / "got.log")
     assert (message.file.size, got.read_bytes()) == (0, b"")
+
+
+async def test_unfinished_uploads_count_against_the_quota_until_they_expire(data_dir, tmp_path, nursery):
+    org = await serve_with(nursery, data_dir, tmp_path, file_quota_bytes=15_000)
+    alice = await org.user("alice")
+    first, second = random_file(tmp_path / "first", 8_000), random_file(tmp_path / "second", 8_000)
+    with trio.fail_after(20):
+        async with Client.open(alice, receive=False) as a:
+            state = await a.request(FileUpload(sha256=sha256(first), size=8_000))
+            await a.request(FileChunk(upload=state.upload, offset=0, data=first.read_bytes()[:4_000]))  # then left
+            with pytest.raises(CorridorError) as over:
+                await upload(a, second)
+            services = org.server.services
+            real = services.clock
+            services.clock = lambda: real() + 8 * 24 * 3600  # a week and a day later
+            assert await upload(a, second) == (sha256(second), 8_000)
+    assert over.value.code == "QUOTA_EXCEEDED" and "unfinished uploads count" in over.value.message
+    assert not (org.data_dir / "files" / "uploads" / f"{state.upload}.part").exists()

@@ -15,6 +15,9 @@ from . import store
 from .blobs import BlobStore
 from .thumbnails import make_thumbnail
 
+# An upload still unfinished this long after it began is dropped when its owner next starts one (so it stops
+# counting against their quota and its bytes leave the disk); resuming it starts it afresh.
+UPLOAD_TTL = 7 * 24 * 3600.0
 # Chunks of one upload are written one at a time (two devices of a user may resume the same
 # upload at once); a fixed set of locks keeps that bounded whatever uploads are abandoned.
 LOCK_STRIPES = 64
@@ -35,6 +38,11 @@ class FileHandlers:
     async def file_upload(self, session: Session, msg: FileUpload) -> UploadResult:
         """Start or resume an upload: the answer says from which offset to send."""
         file_id, me, now = check_file_id(msg.sha256), session.actor, self.services.clock()
+
+        # Its own write: what expired stays forgotten even if this upload is then refused.
+        expired = await self.services.db.write(lambda conn: store.expire_uploads_txn(conn, me.user_id, now - UPLOAD_TTL))
+        for stale in expired:
+            await trio.to_thread.run_sync(self.blobs.discard, stale)
         upload = await self.services.db.write(
             lambda conn: store.open_upload_txn(
                 conn, user_id=me.user_id, file_id=file_id, size=msg.size, now=now, **self._limits()

@@ -95,12 +95,14 @@ def attachment(conn: sqlite3.Connection, user_id: int, file_id: str, name: str) 
     return visible(conn, user_id, file_id).ref(name)
 
 
-def used_bytes(conn: sqlite3.Connection, user_id: int) -> int:
-    """The user's quota use: the sizes of the distinct contents they finished uploading."""
+def used_bytes(conn: sqlite3.Connection, user_id: int, besides: str = "") -> int:
+    """The user's quota use: the sizes of the distinct contents they finished uploading, and
+    of their unfinished uploads but the one of `besides` (so that many uploads left 99 % done
+    cannot get round the quota)."""
     (used,) = conn.execute(
         "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT sha256, size FROM uploads"
-        " WHERE user_id = ? AND completed_at IS NOT NULL)",
-        (user_id,),
+        " WHERE user_id = ? AND (completed_at IS NOT NULL OR sha256 != ?))",
+        (user_id, besides),
     ).fetchone()
     return used
 
@@ -110,9 +112,22 @@ def _check_room(conn: sqlite3.Connection, user_id: int, file_id: str, size: int,
         raise make_error("FILE_TOO_LARGE", f"the file has {size:,} bytes; the most allowed is {max_bytes:,}")
     if _uploaded_by(conn, user_id, file_id):
         return  # the same content again costs nothing more
-    used = used_bytes(conn, user_id)
+    used = used_bytes(conn, user_id, besides=file_id)
     if used + size > quota:
-        raise make_error("QUOTA_EXCEEDED", f"you have uploaded {used:,} of your {quota:,} bytes; this file needs {size:,}")
+        raise make_error(
+            "QUOTA_EXCEEDED",
+            f"you have uploaded {used:,} of your {quota:,} bytes (unfinished uploads count); this file needs {size:,}",
+        )
+
+
+def expire_uploads_txn(conn: sqlite3.Connection, user_id: int, started_before: float) -> list[int]:
+    """Forget the user's unfinished uploads begun before `started_before`; returns their ids,
+    whose bytes the caller deletes after the commit."""
+    rows = conn.execute(
+        "DELETE FROM uploads WHERE user_id = ? AND completed_at IS NULL AND started_at < ? RETURNING id",
+        (user_id, started_before),
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def open_upload_txn(
