@@ -39,6 +39,7 @@ async def measure(args: argparse.Namespace, work: Path, server: ServerProcess) -
         sent_at: dict[str, float] = {}
         last_delivery = [0.0]
         connected = [0]
+        lost: dict[str, str] = {}  # members whose connection ended early, and why
         connecting = trio.Semaphore(args.connect_concurrency)
         expected = args.messages + 1  # the "created the group" message first
 
@@ -62,6 +63,8 @@ async def measure(args: argparse.Namespace, work: Path, server: ServerProcess) -
                     async for event in client.events():
                         if isinstance(event, MessageEvent):
                             received[name].append(event.seq)
+                if client.channel.error is not None:
+                    lost[name] = client.channel.error.message
 
         async with trio.open_nursery() as nursery:
             started = time.perf_counter()
@@ -94,6 +97,8 @@ async def measure(args: argparse.Namespace, work: Path, server: ServerProcess) -
                 "messages_per_s_sent": round(args.messages / sent_s, 1),
                 "latency_ms": latency_summary(latencies),
                 "every_member_exactly_once_in_order": exact,
+                "members_short": sum(len(seqs) < expected for seqs in received.values()),
+                "connections_lost": dict(list(lost.items())[:5]),
             }
         )
         log(f"{deliveries} deliveries in {elapsed:.2f} s; exactly once: {exact}")

@@ -86,6 +86,22 @@ async def test_no_login_before_the_deadline_is_disconnected(data_dir, nursery, t
         assert await peer.frame() is None
 
 
+async def test_a_connection_that_logged_in_and_only_listens_outlives_the_login_deadline(data_dir, nursery, tmp_path):
+    # A client that logs in and then only receives sends nothing until its first ping; the login
+    # deadline must stop applying at login, not at the next frame it sends.
+    org = await serve_with(nursery, data_dir, tmp_path, login_timeout=0.5, idle_timeout=3)
+    bob, alice = await org.user("bob"), await org.user("alice")
+    with trio.fail_after(10):
+        peer = RawPeer(await org.raw_tls())
+        await peer.hello()
+        await peer.send({"type": "login", "id": 2, "user": "bob", "device_token": bob.credential().device_token})
+        assert (await peer.frame())["type"] == "result"
+        await trio.sleep(1.0)  # twice the login deadline, in silence
+        async with Client.open(alice, receive=False) as a:
+            await a.send("bob", "still there?")
+        assert (await peer.frame())["text"] == "still there?"
+
+
 async def test_connections_per_address_are_limited(data_dir, nursery, tmp_path):
     org = await serve_with(nursery, data_dir, tmp_path, max_connections_per_address=2)
     with trio.fail_after(10):

@@ -161,6 +161,8 @@ class ConnectionHandler:
             with trio.move_on_at(deadline) as scope:
                 data = await self.stream.receive_some(READ_SIZE)
             if scope.cancelled_caught:
+                if not authenticated and self.session.actor.authenticated:
+                    continue  # logged in while this read waited: the idle deadline applies from now
                 self._fail(make_error("TIMEOUT", "idle timeout" if authenticated else "no login before the deadline"))
                 return
             self.conn.receive_data(data)
