@@ -3,6 +3,8 @@ department's people (sub-departments included) and follow every change to the di
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import trio
 
@@ -11,18 +13,23 @@ from corridor.protocol.errors import CorridorError
 from corridor.protocol.messages import (
     DepartmentAdd,
     DepartmentGroupCreate,
+    DirectorySearch,
     GroupGet,
     GroupHistory,
     GroupLeave,
     GroupMembersAdd,
+    LdapSync,
     MessageEvent,
     ProfileSet,
     RoleSet,
     UserDeactivate,
 )
+from corridor.server.app import Server
+from corridor.server.config import load_config
 
 from .cli_helpers import admin, employee, run
-from .helpers import admin_request
+from .helpers import Org, admin_request
+from .slapd import PEOPLE, slapd_fixture  # noqa: F401
 
 
 async def members_become(client: Client, group: int, expected: set[str]) -> None:
@@ -98,3 +105,40 @@ def test_a_department_group_from_the_command_line(served, tmp_path):
     assert "members follow department 1 and the departments below it" in shown
     unknown = run("admin", "--data", str(data), "department", "group", "7", "--owner", "heidi")
     assert unknown.returncode == 4 and unknown.stderr.rstrip().endswith("[NO_SUCH_DEPARTMENT]"), unknown.stderr
+
+
+async def test_department_groups_follow_an_ldap_sync_and_outlive_their_department(slapd, data_dir, tmp_path, nursery):
+    engineering_dn, temp_dn = f"ou=Engineering,{PEOPLE}", f"ou=Temp,{PEOPLE}"
+    slapd.add_ou("Engineering")
+    slapd.add_ou("Temp")
+    slapd.add_person(f"uid=ann,{engineering_dn}", displayName="Ann")
+    bob = slapd.add_person(f"uid=bob,{temp_dn}", displayName="Bob")
+    server = Server(replace(load_config(data_dir), ldap=slapd.ldap_config(data_dir)), advertise=False)
+    await nursery.start(server.run)
+    org = Org(server, tmp_path)
+    owner = await org.user("owner")  # made by hand: no sync touches it
+
+    async def sync():
+        with trio.fail_after(30):
+            return await admin_request(org.data_dir, LdapSync())
+
+    await sync()
+    (ann,) = (await admin_request(org.data_dir, DirectorySearch(query="ann"))).people
+    (bob_now,) = (await admin_request(org.data_dir, DirectorySearch(query="bob"))).people
+    engineering, temp = ann.departments[0], bob_now.departments[0]
+    eng_group = await admin_request(org.data_dir, DepartmentGroupCreate(department=engineering, owner="owner"))
+    temp_group = await admin_request(org.data_dir, DepartmentGroupCreate(department=temp, owner="owner"))
+    assert set(eng_group.members) == {"ann", "owner"} and set(temp_group.members) == {"bob", "owner"}
+
+    slapd.move(bob, engineering_dn)
+    await sync()
+    async with Client.open(owner, receive=False) as client:
+        await members_become(client, eng_group.id, {"ann", "bob", "owner"})
+        await members_become(client, temp_group.id, {"owner"})
+        slapd.delete(temp_dn)
+        assert (await sync()).departments_removed == 1
+        with trio.fail_after(10):
+            while (await client.request(GroupGet(group=temp_group.id))).department is not None:
+                await trio.sleep(0.05)
+        texts = [m.text for m in (await client.request(GroupHistory(group=temp_group.id))).messages]
+    assert texts[-1].startswith("its department was removed")
