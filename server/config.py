@@ -16,12 +16,14 @@ from typing import Any
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
+from corridor.protocol.files import CHUNK_BYTES
 from corridor.protocol.messages import ROLES
 
 CONFIG_NAME = "corridor.toml"
 DEFAULT_PORT = 7740
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 MAX_GROUP_MEMBERS = 5000  # the bound on member lists in the protocol's group messages
+MIN_FRAME_BYTES = CHUNK_BYTES + 64 * 1024  # a file chunk and its envelope must fit in one frame
 
 
 class ConfigError(ValueError):
@@ -200,6 +202,10 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
     if config.limits.max_group_members > MAX_GROUP_MEMBERS:
         raise ConfigError(
             f"{source}: key 'limits.max_group_members' must be at most {MAX_GROUP_MEMBERS:,} (what the protocol carries)"
+        )
+    if config.limits.max_frame_bytes < MIN_FRAME_BYTES:
+        raise ConfigError(
+            f"{source}: key 'limits.max_frame_bytes' must be at least {MIN_FRAME_BYTES:,} (a file chunk must fit in a frame)"
         )
     if not config.server.hostnames:
         raise ConfigError(f"{source}: key 'server.hostnames' needs at least one name")

@@ -30,6 +30,7 @@ from corridor.protocol.messages import (
     Recall,
     Send,
 )
+from corridor.server.config import ConfigError, parse_config
 from corridor.server.features.files.blobs import BlobStore
 
 from .conftest import serve_with
@@ -384,3 +385,10 @@ async def test_unfinished_uploads_count_against_the_quota_until_they_expire(data
             assert await upload(a, second) == (sha256(second), 8_000)
     assert over.value.code == "QUOTA_EXCEEDED" and "unfinished uploads count" in over.value.message
     assert not (org.data_dir / "files" / "uploads" / f"{state.upload}.part").exists()
+
+
+def test_a_frame_limit_too_small_for_a_file_chunk_is_a_config_error(tmp_path):
+    base = {"organisation": {"name": "X"}}
+    with pytest.raises(ConfigError, match=r"limits\.max_frame_bytes' must be at least 589,824"):
+        parse_config({**base, "limits": {"max_frame_bytes": 500_000}}, tmp_path)
+    assert parse_config({**base, "limits": {"max_frame_bytes": 589_824}}, tmp_path).limits.max_frame_bytes == 589_824
