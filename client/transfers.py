@@ -57,13 +57,19 @@ HASH_BLOCK = 1024 * 1024
 WINDOW = 8
 
 
-def hash_file(path: Path) -> tuple[str, int]:
-    """(SHA-256 hex, size) of a file; blocking."""
+def _digest(path: Path):
+    """(SHA-256 object, size) of what a file holds now; blocking."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(HASH_BLOCK):
             digest.update(block)
-        return digest.hexdigest(), f.tell()
+        return digest, f.tell()
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a file; blocking."""
+    digest, size = _digest(path)
+    return digest.hexdigest(), size
 
 
 def _read_at(path: Path, offset: int, length: int) -> bytes:
@@ -185,7 +191,9 @@ async def download(
     if target.exists() and not overwrite:
         raise make_error("ALREADY_EXISTS", f"{target} already exists; it was left as it is")
     part = target.with_name(target.name + ".part")
-    offset = part.stat().st_size if part.exists() else 0
+    # The hash grows with the bytes written, from what an earlier run left in the part, so
+    # checking the whole file at the end costs no second pass over it.
+    digest, offset = await trio.to_thread.run_sync(_digest, part) if part.exists() else (hashlib.sha256(), 0)
     size = None  # known from the first answer (a thumbnail's size is not in `info`)
     window, sent = _Window(client), offset
     with open(part, "ab") as out:
@@ -202,6 +210,7 @@ async def download(
                 if offset > size or (not chunk.data and offset < size):
                     raise make_error("FILE_CORRUPT", f"{part} does not match the file on the server; delete it and retry")
                 await trio.to_thread.run_sync(out.write, chunk.data)
+                digest.update(chunk.data)
                 offset += len(chunk.data)
                 if progress:
                     progress(offset, size)
@@ -209,10 +218,8 @@ async def download(
                 sent = offset
         await trio.to_thread.run_sync(out.flush)
         await trio.to_thread.run_sync(os.fsync, out.fileno())
-    if not thumbnail:
-        got, _ = await trio.to_thread.run_sync(hash_file, part)
-        if got != info.id:
-            part.unlink()
-            raise make_error("FILE_CORRUPT", f"the downloaded bytes do not hash to {info.id}; download it again")
+    if not thumbnail and digest.hexdigest() != info.id:
+        part.unlink()
+        raise make_error("FILE_CORRUPT", f"the downloaded bytes do not hash to {info.id}; download it again")
     os.replace(part, target)
     return target

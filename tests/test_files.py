@@ -392,3 +392,20 @@ def test_a_frame_limit_too_small_for_a_file_chunk_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"limits\.max_frame_bytes' must be at least 589,824"):
         parse_config({**base, "limits": {"max_frame_bytes": 500_000}}, tmp_path)
     assert parse_config({**base, "limits": {"max_frame_bytes": 589_824}}, tmp_path).limits.max_frame_bytes == 589_824
+
+
+async def test_a_part_file_that_does_not_match_is_refused_and_a_fresh_download_works(org, tmp_path):
+    alice, bob = await org.user("alice"), await org.user("bob")
+    original = random_file(tmp_path / "plan.pdf", MIB + 5)
+    out = tmp_path / "out" / "plan.pdf"
+    out.parent.mkdir()
+    out.with_name("plan.pdf.part").write_bytes(b"not the start of that file")
+    with trio.fail_after(20):
+        async with Client.open(alice, receive=False) as a, Client.open(bob, receive=False) as b:
+            await send_file(a, "bob", original)
+            with pytest.raises(CorridorError) as corrupt:
+                await download(b, sha256(original), out)
+            assert not out.exists() and not out.with_name("plan.pdf.part").exists()
+            await download(b, sha256(original), out)
+    assert corrupt.value.code == "FILE_CORRUPT"
+    assert out.read_bytes() == original.read_bytes()
