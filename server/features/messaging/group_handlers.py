@@ -93,6 +93,12 @@ class GroupHandlers:
         if found.department is not None:
             raise make_error("FORBIDDEN", "the members of a department group are the department's: they follow the directory")
 
+    def _created(self, outcome) -> None:
+        """After a group's creation committed: its first messages reach all its members."""
+        _, said, everyone = outcome
+        for message in said:
+            self.messaging.deliver(message, None, everyone)
+
     async def _info(self, session: Session, group_id: int, as_member: int | None = None) -> GroupInfo:
         me = as_member or session.actor.user_id
 
@@ -141,12 +147,7 @@ class GroupHandlers:
             )
             return group_id, said, group_store.member_ids(conn, group_id)
 
-        def committed(outcome) -> None:
-            _, said, everyone = outcome
-            for message in said:
-                self.messaging.deliver(message, None, everyone)
-
-        group_id, _, _ = await self.services.db.write(txn, after_commit=committed)
+        group_id, _, _ = await self.services.db.write(txn, after_commit=self._created)
         return await self._info(session, group_id)
 
     async def department_group_create(self, session: Session, msg: DepartmentGroupCreate) -> GroupInfo:
@@ -179,12 +180,7 @@ class GroupHandlers:
             )
             return group_id, said, group_store.member_ids(conn, group_id)
 
-        def committed(outcome) -> None:
-            _, said, everyone = outcome
-            for message in said:
-                self.messaging.deliver(message, None, everyone)
-
-        group_id, _, _ = await self.services.db.write(txn, after_commit=committed)
+        group_id, _, _ = await self.services.db.write(txn, after_commit=self._created)
         return await self._info(session, group_id, as_member=owner_id)
 
     async def group_list(self, session: Session, msg: GroupList) -> GroupListResult:
