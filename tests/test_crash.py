@@ -32,7 +32,8 @@ from corridor.client.profile import Profile
 from corridor.deploy.init import create_data_dir
 from corridor.protocol.messages import MessageEvent, SendResult, UserAdd
 from corridor.server.config import load_config
-from corridor.server.features.archive.store import entries, first_broken_link
+from corridor.server.features.archive.store import entries
+from corridor.server.features.archive.verify import verify_chain
 
 from .helpers import PASSWORD, admin_request
 
@@ -198,7 +199,7 @@ def read_archive(db_path: Path) -> tuple[list, int | None, list[tuple]]:
         while page := entries(conn, after=after, limit=1000):
             archived += page
             after = page[-1].seq
-        broken = first_broken_link(conn)
+        broken = verify_chain(conn).broken
         rows = conn.execute("SELECT msg_id, conversation_id, seq, text FROM messages ORDER BY conversation_id, seq").fetchall()
     finally:
         conn.close()

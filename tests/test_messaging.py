@@ -154,13 +154,14 @@ async def test_every_message_is_in_the_archive_chain(org, server):
         async with Client.open(alice, receive=False) as a:
             for i in range(5):
                 await a.send("bob", f"archived {i}")
-    from corridor.server.features.archive.store import entries, first_broken_link
+    from corridor.server.features.archive.store import entries
+    from corridor.server.features.archive.verify import verify_chain
 
     db = server.services.db
     archived = await db.read(lambda c: entries(c))
     texts = [e.payload["text"] for e in archived if e.kind == "message"]
     assert texts == [f"archived {i}" for i in range(5)]
-    assert await db.read(first_broken_link) is None
+    assert (await db.read(verify_chain)).intact
 
 
 async def test_large_messages_are_paged_within_the_frame_limit(org):

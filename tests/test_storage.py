@@ -8,7 +8,8 @@ import trio
 
 from corridor.server.app import MIGRATIONS, open_database
 from corridor.server.config import load_config
-from corridor.server.features.archive.store import append_txn, first_broken_link
+from corridor.server.features.archive.store import append_txn
+from corridor.server.features.archive.verify import verify_chain
 from corridor.server.storage.database import Database
 from corridor.server.storage.migrations import Migration, SchemaError, apply_migrations
 
@@ -85,7 +86,7 @@ def test_archive_is_append_only_and_tampering_is_found(data_dir):
         db.write_now(
             lambda c, i=i: append_txn(c, ts=float(i), actor="alice", kind="message", conversation=1, payload={"text": f"t{i}"})
         )
-    assert db.write_now(first_broken_link) is None
+    assert db.write_now(verify_chain).intact
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.write_now(lambda c: c.execute("UPDATE archive SET actor = 'mallory' WHERE seq = 3"))
     db.close()
@@ -94,9 +95,9 @@ def test_archive_is_append_only_and_tampering_is_found(data_dir):
     conn.execute("DROP TRIGGER archive_no_update")
     conn.execute("UPDATE archive SET payload = ? WHERE seq = 4", (msgpack.packb({"text": "forged"}),))
     conn.commit()
-    assert first_broken_link(conn) == 4
+    assert verify_chain(conn).broken == 4
     conn.execute("DROP TRIGGER archive_no_delete")
     conn.execute("DELETE FROM archive WHERE seq = 2")
     conn.commit()
-    assert first_broken_link(conn) == 2
+    assert verify_chain(conn).broken == 2
     conn.close()

@@ -14,6 +14,7 @@ from . import admin, commands, devices, directory, files, groups, notices, readi
 SERVER_COMMANDS = {
     "init": ("corridor.deploy.init", "create a data dir: config, CA, certificates, database, first admin"),
     "serve": ("corridor.server.cli", "run the server in the foreground"),
+    "audit": ("corridor.server.audit_cli", "on a data dir: verify the archive's hash chain offline"),
 }
 
 

@@ -63,19 +63,3 @@ def admin_actions(conn: sqlite3.Connection, after: int, limit: int, actor: str =
     ).fetchall()
     found = [_entry(r) for r in rows[:limit]]
     return found, len(rows) > limit
-
-
-def first_broken_link(conn: sqlite3.Connection) -> int | None:
-    """The seq of the first entry whose hash or link does not verify, or None if the chain holds."""
-    prev, expected_seq = GENESIS, 1
-    for seq, ts, actor, kind, conversation, payload, prev_hash, digest in conn.execute(
-        "SELECT seq, ts, actor, kind, conversation_id, payload, prev_hash, hash FROM archive ORDER BY seq"
-    ):
-        if (
-            seq != expected_seq
-            or prev_hash != prev
-            or entry_hash(seq, ts, actor, kind, conversation, payload, prev_hash) != digest
-        ):
-            return seq if seq == expected_seq else expected_seq
-        prev, expected_seq = digest, seq + 1
-    return None

@@ -1,0 +1,84 @@
+"""`corridor audit verify DIR`: check a data dir's archive chain offline and name the first
+entry that was changed, inserted or deleted.
+
+It opens the database read-only (a running server is fine: WAL readers never block it, and
+nothing is written), so an auditor or IT admin can run it at any time on the server host or on
+a copy of the data dir. Exit codes: 0 intact, 1 broken, 2 not a data dir or not readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .config import ConfigError, load_config
+from .features.archive.verify import verify_chain
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corridor audit", description="Audit tools that run on a data dir.")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    verify = sub.add_parser("verify", help="check the archive's hash chain and name the first broken entry")
+    verify.add_argument("data_dir", metavar="DIR", type=Path, help="a data dir (of a running server, or a copy)")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _open(data_dir: Path) -> sqlite3.Connection:
+    database = load_config(data_dir).database_path
+    if not database.is_file():
+        raise ConfigError(f"{database} does not exist")
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        conn.execute("SELECT 1 FROM archive LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ConfigError(f"{database} holds no Corridor archive ({exc})") from None
+    return conn
+
+
+def _verify(args: argparse.Namespace) -> int:
+    conn = _open(args.data_dir)
+    try:
+        (total,) = conn.execute("SELECT count(*) FROM archive").fetchone()
+        show = not args.json and sys.stderr.isatty()
+        columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        started = time.perf_counter()
+        with Progress(*columns, console=Console(stderr=True), transient=True, disable=not show) as bar:
+            task = bar.add_task("verifying", total=total)
+            verdict = verify_chain(conn, progress=lambda done: bar.update(task, completed=done))
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    result = {
+        "ok": verdict.intact,
+        "entries": total,
+        "verified": verdict.verified,
+        "broken": verdict.broken,
+        "reason": verdict.reason,
+        "seconds": round(seconds, 3),
+    }
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    elif verdict.intact:
+        print(f"archive intact: {total:,} entries verified in {seconds:.2f} s")
+    else:
+        print(f"archive BROKEN at entry {verdict.broken}: {verdict.reason} ({verdict.verified:,} entries before it verified)")
+    return 0 if verdict.intact else 1
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for `corridor audit`; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _verify(args)
+    except (ConfigError, sqlite3.Error) as exc:
+        print(f"corridor audit {args.action}: {exc}", file=sys.stderr)
+        return 2
