@@ -171,6 +171,8 @@ class Server:
                     await self._stop.wait()
                     await self._drain(accepting, connections)
                 root.cancel_scope.cancel()
+            for stop in router.stops:
+                stop()
             log.info("stopped; %d writes in %d group commits", db.writes, db.commits)
         finally:
             if db is not None:

@@ -1,5 +1,5 @@
-"""`corridor audit verify DIR`: check a data dir's archive chain offline and name the first
-entry that was changed, inserted or deleted.
+"""`corridor audit verify DIR`: check a data dir's archive chain and its signed checkpoints
+offline, and name the first entry that was changed, inserted or deleted, or cut off the end.
 
 It opens the database read-only (a running server is fine: WAL readers never block it, and
 nothing is written), so an auditor or IT admin can run it at any time on the server host or on
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .config import ConfigError, load_config
+from .features.archive.checkpoints import PUBLIC_KEY, load_public_key
 from .features.archive.verify import verify_chain
 
 
@@ -27,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     verify = sub.add_parser("verify", help="check the archive's hash chain and name the first broken entry")
     verify.add_argument("data_dir", metavar="DIR", type=Path, help="a data dir (of a running server, or a copy)")
+    verify.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="PEM",
+        help="the archive's public key as you keep it (default: the data dir's tls/archive.pub)",
+    )
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -44,16 +51,25 @@ def _open(data_dir: Path) -> sqlite3.Connection:
     return conn
 
 
+def _public_key(args: argparse.Namespace):
+    path = args.public_key or args.data_dir / PUBLIC_KEY
+    try:
+        return load_public_key(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot use {path} as the archive's public key: {exc}") from None
+
+
 def _verify(args: argparse.Namespace) -> int:
     conn = _open(args.data_dir)
     try:
+        public = _public_key(args)
         (total,) = conn.execute("SELECT count(*) FROM archive").fetchone()
         show = not args.json and sys.stderr.isatty()
         columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         started = time.perf_counter()
         with Progress(*columns, console=Console(stderr=True), transient=True, disable=not show) as bar:
             task = bar.add_task("verifying", total=total)
-            verdict = verify_chain(conn, progress=lambda done: bar.update(task, completed=done))
+            verdict = verify_chain(conn, public, progress=lambda done: bar.update(task, completed=done))
         seconds = time.perf_counter() - started
     finally:
         conn.close()
@@ -63,12 +79,13 @@ def _verify(args: argparse.Namespace) -> int:
         "verified": verdict.verified,
         "broken": verdict.broken,
         "reason": verdict.reason,
+        "checkpoints": verdict.checkpoints,
         "seconds": round(seconds, 3),
     }
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     elif verdict.intact:
-        print(f"archive intact: {total:,} entries verified in {seconds:.2f} s")
+        print(f"archive intact: {total:,} entries verified, {verdict.checkpoints:,} signed checkpoints hold ({seconds:.2f} s)")
     else:
         print(f"archive BROKEN at entry {verdict.broken}: {verdict.reason} ({verdict.verified:,} entries before it verified)")
     return 0 if verdict.intact else 1

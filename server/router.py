@@ -52,6 +52,7 @@ class Router:
         self._routes = routes
         self.policy = policy
         self.tasks = tuple(task for feature in features for task in feature.tasks)  # the server runs them
+        self.stops = tuple(stop for feature in features for stop in feature.stops)
 
     async def respond(
         self, session: Session, conn: Connection, request_id: int, message: Request

@@ -55,7 +55,8 @@ def test_verify_passes_untouched_and_names_a_changed_byte_and_a_deleted_row(serv
     assert text.startswith("archive BROKEN at entry 3: entry 3 is missing (deleted)")
 
     status, untouched = verify(copies["untouched"])
-    assert status == 0 and {**untouched, "seconds": 0} == {**live, "seconds": 0}
+    assert status == 0 and {**untouched, "seconds": 0, "checkpoints": 0} == {**live, "seconds": 0}
+    assert untouched["checkpoints"] == 1  # the server signed its head when it stopped
 
 
 def test_verify_refuses_what_is_not_a_data_dir(tmp_path):
@@ -66,3 +67,61 @@ def test_verify_refuses_what_is_not_a_data_dir(tmp_path):
     (tmp_path / "odd" / "corridor.sqlite").write_bytes(b"this is not a database at all, just text" * 50)
     odd = run("audit", "verify", str(tmp_path / "odd"))
     assert odd.returncode == 2 and "holds no Corridor archive" in odd.stderr, odd.stderr
+
+
+def rewrite_from(database, first: int) -> str:
+    """SQL that rewrites every entry from `first` on with a changed text and fresh, valid hashes:
+    what someone without the archive key but with the sqlite3 tool could do to a chain."""
+    from corridor.server.features.archive.chain import entry_hash
+
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT seq, ts, actor, kind, conversation_id, payload, prev_hash FROM archive WHERE seq >= ? ORDER BY seq", (first,)
+        ).fetchall()
+    statements, prev = ["DROP TRIGGER archive_no_update;"], rows[0][6]
+    for seq, ts, actor, kind, conversation, payload, _ in rows:
+        payload = payload.replace(b"signed", b"voided")
+        digest = entry_hash(seq, ts, actor, kind, conversation, payload, prev)
+        statements.append(
+            f"UPDATE archive SET payload = X'{payload.hex()}', prev_hash = X'{prev.hex()}', hash = X'{digest.hex()}' WHERE seq = {seq};"
+        )
+        prev = digest
+    return "\n".join(statements)
+
+
+def test_signed_checkpoints_catch_a_cut_end_a_rewritten_chain_and_a_foreign_key(served, tmp_path):
+    data, _, server = served
+    alice = employee(data, tmp_path, "alice", "Alice")
+    employee(data, tmp_path, "bob", "Bob")
+    for text in ("Draft one", "The contract is signed", "Final words"):
+        assert run("send", "bob", text, "--profile", alice).returncode == 0
+    server.stop()  # signs a checkpoint of the last entry
+    status, clean = verify(data)
+    assert status == 0 and clean["checkpoints"] == 1
+    last = clean["entries"]
+
+    cut = tmp_path / "cut"
+    shutil.copytree(data, cut)
+    sqlite3_tool(cut / "corridor.sqlite", f"DROP TRIGGER archive_no_delete; DELETE FROM archive WHERE seq > {last - 2};")
+    status, verdict = verify(cut)
+    assert (status, verdict["broken"]) == (1, last - 1)
+    assert (
+        verdict["reason"]
+        == f"the archive ends at entry {last - 2}, but entry {last} was signed: entries after {last - 2} were cut off"
+    )
+
+    rewritten = tmp_path / "rewritten"
+    shutil.copytree(data, rewritten)
+    with sqlite3.connect(data / "corridor.sqlite") as db:
+        (contract,) = [seq for seq, payload in db.execute("SELECT seq, payload FROM archive") if b"contract" in payload]
+    sqlite3_tool(rewritten / "corridor.sqlite", rewrite_from(rewritten / "corridor.sqlite", contract))
+    status, verdict = verify(rewritten)
+    assert (status, verdict["broken"]) == (1, last)  # every link holds; only the signature shows it
+    assert verdict["reason"].startswith(f"entry {last} is not the one signed at ")
+    chain_only = run("audit", "verify", str(rewritten), "--public-key", str(tmp_path / "none.pub"))
+    assert chain_only.returncode == 2 and "cannot use" in chain_only.stderr
+
+    other = tmp_path / "other"
+    assert run("init", str(other), "--org", "Someone else").returncode == 0
+    foreign = run("audit", "verify", str(data), "--public-key", str(other / "tls" / "archive.pub"), "--json")
+    assert foreign.returncode == 1 and "bad signature" in json.loads(foreign.stdout)["reason"]

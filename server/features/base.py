@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Session", Any], Awaitable[Record]]
 Task = Callable[[], Awaitable[None]]
+Stop = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,13 @@ class Feature:
     `tasks` run for the server's whole life in its root nursery: started once the committer
     runs and before connections are accepted, cancelled after the connections have closed
     (presence uses one to start and end quiet hours on time). A task that raises stops the
-    server, so a task handles the failures it expects (a database read) and carries on."""
+    server, so a task handles the failures it expects (a database read) and carries on.
+    `stops` run once, in order, after every task and the committer have ended and before the
+    database closes, on a normal stop only (the archive signs its last checkpoint there)."""
 
     name: str
     actions: dict[str, frozenset[str]] = field(default_factory=dict)
     self_service: dict[str, str] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     tasks: tuple[Task, ...] = ()
+    stops: tuple[Stop, ...] = ()

@@ -28,4 +28,19 @@ MIGRATIONS = (
         # The admin log reads one kind of entry among millions of messages.
         "CREATE INDEX archive_kind ON archive (kind, seq);",
     ),
+    Migration(
+        "archive.0003_checkpoints",
+        """
+        CREATE TABLE archive_checkpoints (
+            seq INTEGER PRIMARY KEY,
+            hash BLOB NOT NULL,
+            ts REAL NOT NULL,
+            signature BLOB NOT NULL
+        );
+        CREATE TRIGGER archive_checkpoints_no_update BEFORE UPDATE ON archive_checkpoints
+            BEGIN SELECT RAISE(ABORT, 'archive checkpoints are append-only'); END;
+        CREATE TRIGGER archive_checkpoints_no_delete BEFORE DELETE ON archive_checkpoints
+            BEGIN SELECT RAISE(ABORT, 'archive checkpoints are append-only'); END;
+        """,
+    ),
 )
