@@ -20,18 +20,15 @@ import argparse
 import csv
 import json
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import trio
-from harness import ORG, ServerProcess, enroll_all, latency_summary, log, open_wire_client, watchdog
+from harness import ServerProcess, enroll_all, latency_summary, log, open_wire_client, run_against_server
 
 from corridor.client.transport import open_unix, running
-from corridor.deploy.init import create_data_dir
 from corridor.protocol.framing import encode_frame
 from corridor.protocol.messages import DirectorySearch, DirectorySync, ProfileSet
 
@@ -178,29 +175,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.departments < 110:
         parser.error("--departments must be at least 110")
-    work = Path(tempfile.mkdtemp(prefix="corridor-bench-dir-"))
-    server = ServerProcess(work / "data", work / "server.log", None)
-    timer = watchdog(args.timeout, server, [work])
-    try:
-        create_data_dir(work / "data", ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
-        server.start(timeout=60)
-        result = trio.run(measure, args, work, server)
-        result["server_exit_code"] = server.stop(timeout=60)
-    finally:
-        timer.cancel()
-        server.kill()
-        shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    ok = result["sync"]["up_to_date"]["people"] == 0 and result["sync"]["after_one_change"]["people"] == 1
-    ok = (
-        ok
-        and result["populate"]["import"]["created"] == args.people
-        and result["populate"]["repeat_import"]["changes_listed"] == 0
+
+    def passed(result: dict) -> bool:
+        sync, populate = result["sync"], result["populate"]
+        return (
+            sync["up_to_date"]["people"] == 0
+            and sync["after_one_change"]["people"] == 1
+            and populate["import"]["created"] == args.people
+            and populate["repeat_import"]["changes_listed"] == 0
+        )
+
+    return run_against_server(
+        "corridor-bench-dir-",
+        lambda work, server: measure(args, work, server),
+        timeout=args.timeout,
+        out=args.out,
+        passed=passed,
     )
-    return 0 if ok and result["server_exit_code"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -344,7 +344,7 @@ def run_against_server(
     prefix: str,
     measure: Callable[[Path, ServerProcess], Awaitable[dict]],
     *,
-    limits: str,
+    limits: str = "",
     timeout: float,
     out: Path | None,
     passed: Callable[[dict], bool],

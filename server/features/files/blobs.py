@@ -105,10 +105,6 @@ class BlobStore:
         """Forget an upload's bytes."""
         self.part_path(upload).unlink(missing_ok=True)
 
-    def exists(self, file_id: str) -> bool:
-        """Whether a content is stored."""
-        return self.content_path(file_id).is_file()
-
     def read(self, file_id: str, offset: int, length: int, *, thumbnail: bool = False) -> bytes:
         """Up to `length` bytes of a content (or of its thumbnail) from `offset`."""
         path = self.thumbnail_path(file_id) if thumbnail else self.content_path(file_id)
