@@ -116,7 +116,8 @@ _ENTRIES = [
     ErrorSpec("TOO_LATE", RequestError, "The recall/edit window (`limits.recall_window`) has passed."),
     ErrorSpec("NO_SUCH_CONVERSATION", NotFound, "No conversation with that id has you as a member."),
     ErrorSpec("NO_SUCH_GROUP", NotFound, "No group with that id has you as a member (or it was dissolved)."),
-    ErrorSpec("NO_SUCH_RULE", NotFound, "No policy rule of that kind exists for that department."),
+    ErrorSpec("NO_SUCH_RULE", NotFound, "No policy rule of that kind (or retention rule) exists for that department."),
+    ErrorSpec("NO_SUCH_HOLD", NotFound, "No legal hold with that id is in force."),
     ErrorSpec("NO_SUCH_FILE", NotFound, "No file with that id was sent where you can see it."),
     ErrorSpec("NO_SUCH_UPLOAD", NotFound, "No unfinished upload with that id is yours (it finished or failed)."),
     ErrorSpec(

@@ -7,44 +7,26 @@ server push. `docs/protocol.md` documents each one (a test checks every type app
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated
 
+from . import audit
+from .base import (  # noqa: F401  (re-exported: callers import these from messages)
+    PRESENCE_STATES,
+    ROLES,
+    DisplayName,
+    Empty,
+    Event,
+    MessageId,
+    Request,
+    Role,
+    Secret,
+    Seq,
+    Status,
+    Text,
+    UserName,
+)
 from .files import CHUNK_BYTES, FileId, FileRef
 from .schema import Bound, Record
-
-UserName = Annotated[str, Bound(min_len=1, max_len=64)]
-DisplayName = Annotated[str, Bound(min_len=1, max_len=128)]
-Secret = Annotated[str, Bound(min_len=1, max_len=1024)]
-MessageId = Annotated[str, Bound(min_len=1, max_len=64)]
-Text = Annotated[str, Bound(min_len=1, max_len=32_000)]
-Seq = Annotated[int, Bound(min=0, max=2**62)]
-PRESENCE_STATES = ("online", "away", "busy", "break", "offline")
-Status = Annotated[str, Bound(choices=PRESENCE_STATES)]
-ROLES = ("user", "dept_admin", "admin", "auditor")
-Role = Annotated[str, Bound(choices=ROLES)]
-
-
-class Request(Record):
-    """A client request; it carries an `id` on the wire and gets exactly one response.
-
-    `IDEMPOTENT`: doing it twice has the effect of doing it once (reads, messages with their
-    `msg_id`, setting a value), so a client may resend it when it cannot know whether the
-    first try got through (the connection dropped before the answer)."""
-
-    TYPE: ClassVar[str]
-    RESULT: ClassVar[type[Record]]
-    IDEMPOTENT: ClassVar[bool] = False
-
-
-class Event(Record):
-    """A server push, without an id."""
-
-    TYPE: ClassVar[str]
-
-
-@dataclass(frozen=True)
-class Empty(Record):
-    """A result with no fields."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +108,7 @@ class Send(Request):
     file: FileId | None = None
 
 
-MESSAGE_KINDS = ("text", "system", "welcome", "recall", "edit", "recalled", "file")
+MESSAGE_KINDS = ("text", "system", "welcome", "recall", "edit", "recalled", "file", "purged")
 
 
 @dataclass(frozen=True)
@@ -1302,6 +1284,7 @@ REQUESTS: dict[str, type[Request]] = {
         FileChunk,
         FileGet,
         FileInfo,
+        *audit.REQUESTS,
     )
 }
 EVENTS: dict[str, type[Event]] = {

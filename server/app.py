@@ -23,7 +23,7 @@ from corridor.protocol.versions import SUPPORTED_VERSIONS
 
 from .bus import Bus
 from .config import Config
-from .features import accounts, archive, directory, files, messaging, notices, policies, presence, session
+from .features import accounts, archive, directory, files, messaging, notices, policies, presence, retention, session
 from .features.accounts.store import all_users
 from .features.accounts.users import UserCache
 from .features.policies.store import rules
@@ -50,6 +50,7 @@ MIGRATIONS = (
     *policies.MIGRATIONS,
     *notices.MIGRATIONS,
     *presence.MIGRATIONS,
+    *retention.MIGRATIONS,
 )
 
 
@@ -103,6 +104,7 @@ def build_router(services: Services) -> Router:
             archive.feature(services),
             notices.feature(services),
             files.feature(services),
+            retention.feature(services),
         ],
         services.policy,
     )

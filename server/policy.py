@@ -242,6 +242,37 @@ class Policy:
             return Decision(not hidden, f"department {department} is {'hidden from' if hidden else 'visible to'} {user.username}")
         return await self._db.read(lambda conn: self._granted(conn, user, permission, department))
 
+    def archive_scope(self, conn, user: UserRow, department: int | None = None) -> frozenset[int] | None:
+        """The departments whose archive `user` may read (inside a read transaction), narrowed
+        to `department`'s subtree when one is asked for; None means all of it, which every
+        auditor has while no `archive_read` rule exists, and anyone a rule for the whole
+        organisation names. Raises FORBIDDEN for non-auditors, for auditors no rule names, and
+        for a department wholly outside the scope."""
+        if user.role != "auditor":
+            raise make_error("FORBIDDEN", "only auditors read the archive")
+        scope = self._archive_scope(conn, user)
+        if department is None:
+            return scope
+        if not store.existing_departments(conn, [department]):
+            raise make_error("NO_SUCH_DEPARTMENT", f"no department {department}")
+        asked = store.subtree(conn, [department])
+        narrowed = asked if scope is None else asked & scope
+        if not narrowed:
+            raise make_error("FORBIDDEN", f"department {department} is outside your archive scope")
+        return narrowed
+
+    def _archive_scope(self, conn, user: UserRow) -> frozenset[int] | None:
+        rules = self._by_kind.get("archive_read", [])
+        if not rules:
+            return None
+        ancestry = store.user_ancestry(conn, user.id)
+        named = [r.department for r in rules if any(_subject_matches(s, user, ancestry) for s in r.subjects)]
+        if None in named:
+            return None
+        if not named:
+            raise make_error("FORBIDDEN", f"no archive_read rule names {user.username}: ask an IT admin for a scope")
+        return store.subtree(conn, named)
+
     def may_in_group(self, role: str, power: str) -> bool:
         """Whether a member with group `role` has `power` there."""
         return role in GROUP_POWERS[power]

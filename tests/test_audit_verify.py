@@ -72,7 +72,7 @@ def test_verify_refuses_what_is_not_a_data_dir(tmp_path):
 def rewrite_from(database, first: int) -> str:
     """SQL that rewrites every entry from `first` on with a changed text and fresh, valid hashes:
     what someone without the archive key but with the sqlite3 tool could do to a chain."""
-    from corridor.server.features.archive.chain import entry_hash
+    from corridor.protocol.archive_format import entry_hash, payload_digest
 
     with sqlite3.connect(database) as db:
         rows = db.execute(
@@ -81,9 +81,11 @@ def rewrite_from(database, first: int) -> str:
     statements, prev = ["DROP TRIGGER archive_no_update;"], rows[0][6]
     for seq, ts, actor, kind, conversation, payload, _ in rows:
         payload = payload.replace(b"signed", b"voided")
-        digest = entry_hash(seq, ts, actor, kind, conversation, payload, prev)
+        body_hash = payload_digest(payload)
+        digest = entry_hash(seq, ts, actor, kind, conversation, body_hash, prev)
         statements.append(
-            f"UPDATE archive SET payload = X'{payload.hex()}', prev_hash = X'{prev.hex()}', hash = X'{digest.hex()}' WHERE seq = {seq};"
+            f"UPDATE archive SET payload = X'{payload.hex()}', payload_hash = X'{body_hash.hex()}',"
+            f" prev_hash = X'{prev.hex()}', hash = X'{digest.hex()}' WHERE seq = {seq};"
         )
         prev = digest
     return "\n".join(statements)

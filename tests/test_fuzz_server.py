@@ -97,7 +97,7 @@ async def test_random_requests_are_each_answered_once_and_harm_no_one(org):
     rng = random.Random(20261123)
     seen = {}
     with trio.fail_after(120):
-        for connection in range(20):
+        for connection in range(30):
             peer = await connect(org, token if connection % 2 else None)  # half fuzz as a logged-in user
             for request_id in range(10, 60):
                 kind = rng.choice([*REQUESTS, "nonsense"])

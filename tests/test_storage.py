@@ -101,3 +101,41 @@ def test_archive_is_append_only_and_tampering_is_found(data_dir):
     conn.commit()
     assert verify_chain(conn).broken == 2
     conn.close()
+
+
+def test_a_format_1_archive_is_rechained_as_format_2_and_indexed(tmp_path):
+    """Development builds hashed the payload bytes themselves (format 1); the migration rewrites
+    such a chain as format 2 and indexes it for search, keeping every entry's contents."""
+    import hashlib
+
+    from corridor.server.features.archive.search import Selection, select
+    from corridor.server.features.archive.text import match_expression
+
+    names = [m.name for m in MIGRATIONS]
+    db = Database(tmp_path / "old.sqlite")
+    apply_migrations(db, MIGRATIONS[: names.index("archive.0003_checkpoints") + 1])
+    prev = bytes(32)
+
+    def write_format_1(conn):
+        nonlocal prev
+        conn.execute(
+            "INSERT INTO users (id, username, display_name, role, password_hash, created_at) VALUES (1, 'alice', 'A', 'user', '', 0)"
+        )
+        for seq, text in enumerate(["请把合同发我", "hello"], start=1):
+            payload = msgpack.packb({"seq": seq, "sender": 1, "recipient": None, "text": text}, use_bin_type=True)
+            digest = hashlib.sha256(
+                msgpack.packb([seq, 1.0 * seq, "alice", "message", 7, payload, prev], use_bin_type=True)
+            ).digest()
+            conn.execute(
+                "INSERT INTO archive VALUES (?, ?, 'alice', 'message', 7, ?, ?, ?)", (seq, 1.0 * seq, payload, prev, digest)
+            )
+            prev = digest
+        conn.execute("INSERT INTO archive_checkpoints VALUES (2, ?, 3.0, ?)", (prev, bytes(64)))
+
+    db.write_now(write_format_1)
+    assert "archive.0004_format_2" in apply_migrations(db, MIGRATIONS)
+    assert db.write_now(verify_chain).verified == 2
+    assert db.write_now(lambda c: c.execute("SELECT count(*) FROM archive_checkpoints").fetchone()[0]) == 0
+    hits = db.write_now(lambda c: select(c, Selection(match=match_expression("合同")), newest_first=True).fetchall())
+    assert [h[0] for h in hits] == [1]
+    db.close()

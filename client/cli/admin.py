@@ -26,7 +26,7 @@ from corridor.protocol.messages import (
 )
 from corridor.protocol.schema import Record
 
-from . import admin_import, admin_policy
+from . import admin_import, admin_policy, admin_retention
 from .admin_link import Description, add_link_options, admin_command
 from .devices import device_fields, device_line, revoked_text
 
@@ -219,6 +219,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         run=admin_command(lambda args: DeviceRevoke(user=args.username, device_id=args.device_id), _device_revoked)
     )
 
-    more = admin_policy.register(topics) + admin_import.register(topics)
+    more = admin_policy.register(topics) + admin_import.register(topics) + admin_retention.register(topics)
     for command in (add, edit, deactivate, reactivate, invite, add_department, group, list_devices, revoke, *more):
         command.add_argument("--json", action="store_true", help="machine-readable output")

@@ -84,6 +84,7 @@ def _message_line(event: MessageEvent) -> str:
         "recall": f"(recalled #{event.ref})",
         "edit": f"(edited #{event.ref}) {event.text}",
         "recalled": "(recalled)",
+        "purged": "(erased by retention)",
         "file": f"[file #{event.seq}] {event.text} ({human_size(event.file.size) if event.file else '?'})",
     }.get(event.kind, event.text + (" (edited)" if event.edited else ""))
     return f"[{_when(event.ts)}] {event.sender} → {where}: {text}"

@@ -8,13 +8,12 @@ import argparse
 import importlib
 import sys
 
-from . import admin, commands, devices, directory, files, groups, notices, reading, recall, status
+from . import admin, audit, commands, devices, directory, files, groups, notices, reading, recall, status
 
 # name → (module with main(argv) -> int, one-line help)
 SERVER_COMMANDS = {
     "init": ("corridor.deploy.init", "create a data dir: config, CA, certificates, database, first admin"),
     "serve": ("corridor.server.cli", "run the server in the foreground"),
-    "audit": ("corridor.server.audit_cli", "on a data dir: verify the archive's hash chain offline"),
 }
 
 
@@ -34,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     notices.register(sub)
     files.register(sub)
     admin.register(sub)
+    audit.register(sub)
     return parser
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .database import Database
@@ -25,10 +25,13 @@ class SchemaError(RuntimeError):
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema change: a unique name like `messaging.0001_initial` and its SQL script."""
+    """One schema change: a unique name like `messaging.0001_initial`, its SQL script, and
+    `then`, a step in Python for what SQL cannot compute (run after the script, in the same
+    transaction)."""
 
     name: str
     sql: str
+    then: Callable[[sqlite3.Connection], None] | None = None
 
 
 _LEDGER = """
@@ -78,6 +81,8 @@ def apply_migrations(db: Database, migrations: Iterable[Migration]) -> list[str]
         def apply(conn: sqlite3.Connection, migration: Migration = migration) -> None:
             for statement in _statements(migration.sql):
                 conn.execute(statement)
+            if migration.then is not None:
+                migration.then(conn)
             conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (migration.name, time.time()))
 
         db.write_now(apply)

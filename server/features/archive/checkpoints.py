@@ -22,11 +22,12 @@ import logging
 import sqlite3
 from pathlib import Path
 
-import msgpack
 import trio
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from corridor.protocol.archive_format import checkpoint_bytes
 
 from ...storage.database import Database
 
@@ -35,13 +36,6 @@ log = logging.getLogger("corridor.archive")
 CHECKPOINT_INTERVAL = 60.0
 SIGNING_KEY = "tls/archive.key"
 PUBLIC_KEY = "tls/archive.pub"
-_DOMAIN = "corridor-archive-checkpoint"
-_VERSION = 1
-
-
-def signed_bytes(seq: int, digest: bytes, ts: float) -> bytes:
-    """The exact bytes a checkpoint's signature covers."""
-    return msgpack.packb([_DOMAIN, _VERSION, seq, digest, ts], use_bin_type=True)
 
 
 def load_signing_key(data_dir: Path) -> ed25519.Ed25519PrivateKey:
@@ -63,7 +57,7 @@ def load_public_key(path: Path) -> ed25519.Ed25519PublicKey:
 def signature_holds(public: ed25519.Ed25519PublicKey, seq: int, digest: bytes, ts: float, signature: bytes) -> bool:
     """Whether `signature` is the archive key's signature on this checkpoint."""
     try:
-        public.verify(signature, signed_bytes(seq, digest, ts))
+        public.verify(signature, checkpoint_bytes(seq, digest, ts))
     except InvalidSignature:
         return False
     return True
@@ -79,7 +73,7 @@ def checkpoint_txn(conn: sqlite3.Connection, key: ed25519.Ed25519PrivateKey, now
     seq, digest = head
     conn.execute(
         "INSERT INTO archive_checkpoints (seq, hash, ts, signature) VALUES (?, ?, ?, ?)",
-        (seq, digest, now, key.sign(signed_bytes(seq, digest, now))),
+        (seq, digest, now, key.sign(checkpoint_bytes(seq, digest, now))),
     )
     return seq
 

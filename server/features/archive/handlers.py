@@ -19,7 +19,9 @@ class ArchiveHandlers:
 
     async def admin_log(self, session: Session, msg: AdminLog) -> AdminLogResult:
         """Administrative actions, oldest first, paged by archive seq."""
-        found, more = await self.services.db.read(lambda conn: store.admin_actions(conn, msg.after, msg.limit, msg.actor))
+        found, more = await self.services.db.read(
+            lambda conn: store.entries_of_kind(conn, "admin", msg.after, msg.limit, msg.actor)
+        )
         return AdminLogResult(
             entries=tuple(
                 AdminLogEntry(

@@ -3,12 +3,15 @@ the transaction that performs what it records, so the record and the act commit 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 
 import msgpack
 
-from .chain import GENESIS, entry_hash
+from corridor.protocol.archive_format import GENESIS, entry_hash, payload_digest
+
+from .text import index_text
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,7 @@ class ArchiveEntry:
     actor: str
     kind: str
     conversation: int | None
-    payload: dict
+    payload: dict | None  # None: erased by retention (a tombstone)
     prev_hash: bytes
     hash: bytes
 
@@ -28,12 +31,30 @@ def append_txn(conn: sqlite3.Connection, *, ts: float, actor: str, kind: str, co
     row = conn.execute("SELECT seq, hash FROM archive ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
     body = msgpack.packb(payload, use_bin_type=True)
-    digest = entry_hash(seq, ts, actor, kind, conversation, body, prev)
+    body_hash = payload_digest(body)
+    digest = entry_hash(seq, ts, actor, kind, conversation, body_hash, prev)
     conn.execute(
-        "INSERT INTO archive (seq, ts, actor, kind, conversation_id, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (seq, ts, actor, kind, conversation, body, prev, digest),
+        "INSERT INTO archive (seq, ts, actor, kind, conversation_id, payload, payload_hash, prev_hash, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, ts, actor, kind, conversation, body, body_hash, prev, digest),
     )
+    index_txn(conn, seq, actor, kind, payload)
     return seq
+
+
+def index_txn(conn: sqlite3.Connection, seq: int, actor: str, kind: str, payload: dict) -> None:
+    """Make an entry findable: its text, and the people it is about (a message's sender and
+    direct recipient; a notice's or an upload's author)."""
+    text = index_text(kind, payload)
+    if text:
+        conn.execute("INSERT INTO archive_text (rowid, body) VALUES (?, ?)", (seq, text))
+    if kind == "message":
+        people = {p for p in (payload.get("sender"), payload.get("recipient")) if p is not None}
+    elif kind in ("notice", "file"):
+        people = {row[0] for row in conn.execute("SELECT id FROM users WHERE username = ?", (actor,))}
+    else:
+        people = set()
+    conn.executemany("INSERT INTO archive_people (user_id, seq) VALUES (?, ?)", [(p, seq) for p in people])
 
 
 def admin_action_txn(conn: sqlite3.Connection, *, actor: str, now: float, action: str, **details) -> int:
@@ -51,15 +72,59 @@ def entries(conn: sqlite3.Connection, after: int = 0, limit: int = 1000) -> list
 
 
 def _entry(row) -> ArchiveEntry:
-    return ArchiveEntry(row[0], row[1], row[2], row[3], row[4], msgpack.unpackb(row[5], raw=False), row[6], row[7])
+    payload = None if row[5] is None else msgpack.unpackb(row[5], raw=False)
+    return ArchiveEntry(row[0], row[1], row[2], row[3], row[4], payload, row[6], row[7])
 
 
-def admin_actions(conn: sqlite3.Connection, after: int, limit: int, actor: str = "") -> tuple[list[ArchiveEntry], bool]:
-    """Administrative entries after seq `after` (optionally one actor's), and whether more follow."""
+def entries_of_kind(
+    conn: sqlite3.Connection, kind: str, after: int, limit: int, actor: str = ""
+) -> tuple[list[ArchiveEntry], bool]:
+    """Entries of one kind (`admin`, `audit`) after seq `after`, optionally one actor's, oldest
+    first, and whether more follow."""
     rows = conn.execute(
         "SELECT seq, ts, actor, kind, conversation_id, payload, prev_hash, hash FROM archive"
-        " WHERE kind = 'admin' AND seq > ? AND (? = '' OR actor = ?) ORDER BY seq LIMIT ?",
-        (after, actor, actor, limit + 1),
+        " WHERE kind = ? AND seq > ? AND (? = '' OR actor = ?) ORDER BY seq LIMIT ?",
+        (kind, after, actor, actor, limit + 1),
     ).fetchall()
     found = [_entry(r) for r in rows[:limit]]
     return found, len(rows) > limit
+
+
+def erase_txn(conn: sqlite3.Connection, seq: int, now: float) -> None:
+    """Make an entry a tombstone: its payload erased and unsearchable, its hashes (and so the
+    chain) kept. The archive's trigger allows no other change."""
+    conn.execute("UPDATE archive SET payload = NULL, purged_at = ? WHERE seq = ? AND payload IS NOT NULL", (now, seq))
+    conn.execute("DELETE FROM archive_text WHERE rowid = ?", (seq,))
+
+
+@dataclass(frozen=True)
+class Expiring:
+    """A content entry old enough that retention may erase it, with the people it is about."""
+
+    seq: int
+    ts: float
+    kind: str
+    conversation: int | None
+    payload: dict
+    people: frozenset[int]
+
+
+def expiring(conn: sqlite3.Connection, after: int, older_than: float, limit: int) -> tuple[list[Expiring], int | None]:
+    """Unerased messages, notices and uploads after seq `after` archived before `older_than`,
+    in seq order, and the seq to continue after (None when the scan is done)."""
+    rows = conn.execute(
+        "SELECT seq, ts, kind, conversation_id, payload FROM archive WHERE seq > ? AND kind IN ('message', 'notice', 'file')"
+        " AND payload IS NOT NULL AND ts < ? ORDER BY seq LIMIT ?",
+        (after, older_than, limit),
+    ).fetchall()
+    if not rows:
+        return [], None
+    people: dict[int, set[int]] = {}
+    query = "SELECT seq, user_id FROM archive_people WHERE seq IN (SELECT value FROM json_each(?))"
+    for seq, user_id in conn.execute(query, (json.dumps([r[0] for r in rows]),)):
+        people.setdefault(seq, set()).add(user_id)
+    found = [
+        Expiring(seq, ts, kind, conversation, msgpack.unpackb(payload, raw=False), frozenset(people.get(seq, ())))
+        for seq, ts, kind, conversation, payload in rows
+    ]
+    return found, (rows[-1][0] if len(rows) == limit else None)

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from .chain import GENESIS, entry_hash
+from corridor.protocol.archive_format import GENESIS, entry_damage
+
 from .checkpoints import checkpoints, signature_holds
 
-_ROWS = "SELECT seq, ts, actor, kind, conversation_id, payload, prev_hash, hash FROM archive ORDER BY seq"
+_ROWS = "SELECT seq, ts, actor, kind, conversation_id, payload, payload_hash, prev_hash, hash FROM archive ORDER BY seq"
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,13 @@ def verify_chain(
     if forged is not None:
         return forged
     prev, expected = GENESIS, 1
-    for seq, ts, actor, kind, conversation, payload, prev_hash, digest in conn.execute(_ROWS):
+    for seq, ts, actor, kind, conversation, payload, payload_hash, prev_hash, digest in conn.execute(_ROWS):
         if seq != expected:
             missing = f"entry {expected} is missing" if seq == expected + 1 else f"entries {expected} to {seq - 1} are missing"
             return Verdict(expected - 1, expected, f"{missing} (deleted)")
-        if entry_hash(seq, ts, actor, kind, conversation, payload, prev_hash) != digest:
-            return Verdict(seq - 1, seq, f"entry {seq} was changed: its fields do not hash to its stored hash")
+        damage = entry_damage(seq, ts, actor, kind, conversation, payload, payload_hash, prev_hash, digest)
+        if damage:
+            return Verdict(seq - 1, seq, damage)
         if prev_hash != prev:
             return Verdict(seq - 1, seq, f"entry {seq} does not link to entry {seq - 1}: inserted, or the chain rewritten")
         if seq in marks and marks[seq][0] != digest:

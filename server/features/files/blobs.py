@@ -105,6 +105,11 @@ class BlobStore:
         """Forget an upload's bytes."""
         self.part_path(upload).unlink(missing_ok=True)
 
+    def remove(self, file_id: str) -> None:
+        """Delete a content and its thumbnail (retention; the database forgot it first)."""
+        self.content_path(file_id).unlink(missing_ok=True)
+        self.thumbnail_path(file_id).unlink(missing_ok=True)
+
     def read(self, file_id: str, offset: int, length: int, *, thumbnail: bool = False) -> bytes:
         """Up to `length` bytes of a content (or of its thumbnail) from `offset`."""
         path = self.thumbnail_path(file_id) if thumbnail else self.content_path(file_id)

@@ -194,3 +194,19 @@ def complete_txn(
 def discard_txn(conn: sqlite3.Connection, upload: int) -> None:
     """Forget an unfinished upload (its bytes did not match its hash, or did not fit)."""
     conn.execute("DELETE FROM uploads WHERE id = ? AND completed_at IS NULL", (upload,))
+
+
+def forget_unreferenced_txn(conn: sqlite3.Connection, file_ids: set[str], uploaded_before: float) -> list[str]:
+    """Of these contents, forget those no message refers to any more and nobody uploaded since
+    `uploaded_before` (an upload may be about to be sent); returns the ids whose bytes may go."""
+    gone = []
+    for file_id in sorted(file_ids):
+        if conn.execute("SELECT 1 FROM messages WHERE file_sha256 = ? LIMIT 1", (file_id,)).fetchone():
+            continue
+        if conn.execute(
+            "SELECT 1 FROM uploads WHERE sha256 = ? AND started_at >= ? LIMIT 1", (file_id, uploaded_before)
+        ).fetchone():
+            continue
+        if conn.execute("DELETE FROM files WHERE sha256 = ?", (file_id,)).rowcount:
+            gone.append(file_id)
+    return gone

@@ -239,3 +239,24 @@ def history(
         (conversation, floor, before if before is not None else 2**62, limit),
     ).fetchall()
     return [_stored(row) for row in reversed(rows)]
+
+
+def erase_txn(conn: sqlite3.Connection, conversation: int, seq: int) -> None:
+    """Retention erased this message from the archive: erase what its members see too (the
+    message keeps its place in the conversation, as kind `purged`)."""
+    conn.execute(
+        "UPDATE messages SET text = '', kind = 'purged', mentions = '', file_sha256 = NULL, file = ''"
+        " WHERE conversation_id = ? AND seq = ?",
+        (conversation, seq),
+    )
+
+
+def conversation_exists(conn: sqlite3.Connection, conversation: int) -> bool:
+    """Whether a conversation with this id exists."""
+    return conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation,)).fetchone() is not None
+
+
+def conversations_of(conn: sqlite3.Connection, user_ids: list[int]) -> set[int]:
+    """The conversations any of these users is a member of."""
+    query = "SELECT DISTINCT conversation_id FROM conversation_members WHERE user_id IN (SELECT value FROM json_each(?))"
+    return {row[0] for row in conn.execute(query, (json.dumps(user_ids),))}

@@ -132,3 +132,8 @@ def status(conn: sqlite3.Connection, notice_id: int, sender_id: int | None, limi
     ]
     recipients, read = row
     return recipients, read, unread, recipients - read - len(unread)
+
+
+def erase_txn(conn: sqlite3.Connection, notice_id: int) -> None:
+    """Retention erased this notice from the archive: erase its title and text from inboxes too."""
+    conn.execute("UPDATE notices SET title = '', text = '' WHERE id = ?", (notice_id,))

@@ -1,0 +1,107 @@
+"""The archive's SQL for auditors: selecting entries by text, person, department, conversation
+and time, for search (newest first) and export (oldest first).
+
+Only conversation content is selected (messages, notices, uploads); administrative actions are
+the admin log, and the audit log is for IT admins. A department filter or an auditor's scope
+means "entries about someone now in one of these departments" (`archive_people`: a message's
+sender and direct recipient, a notice's or upload's author).
+
+Time ranges use the `ts` index to find the range of seqs, then filter on `ts` exactly: seq order
+is archive order and follows time, except if the server's clock stepped back (tolerated up to
+`CLOCK_SLACK`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+CONTENT_KINDS = ("message", "notice", "file")
+CLOCK_SLACK = 3600.0
+ROW_COLUMNS = "a.seq, a.ts, a.actor, a.kind, a.conversation_id, a.payload, a.payload_hash, a.prev_hash, a.hash, a.purged_at"
+_NO_LIMIT = -1
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A resolved filter: an FTS expression, a user id, a set of departments (None: any), a
+    conversation, and a time range."""
+
+    match: str | None = None
+    participant: int | None = None
+    departments: frozenset[int] | None = None
+    conversation: int | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+def _seq_range(conn: sqlite3.Connection, sel: Selection, lo: int, hi: int) -> tuple[int, int]:
+    """Narrow (lo, hi], the seqs to look at, to the selection's time range."""
+    if sel.since is not None:
+        row = conn.execute("SELECT seq FROM archive WHERE ts >= ? ORDER BY ts LIMIT 1", (sel.since - CLOCK_SLACK,)).fetchone()
+        lo = max(lo, row[0] - 1) if row else hi
+    if sel.until is not None:
+        row = conn.execute(
+            "SELECT seq FROM archive WHERE ts <= ? ORDER BY ts DESC LIMIT 1", (sel.until + CLOCK_SLACK,)
+        ).fetchone()
+        hi = min(hi, row[0]) if row else lo
+    return lo, hi
+
+
+def select(
+    conn: sqlite3.Connection,
+    sel: Selection,
+    *,
+    lo: int = 0,
+    hi: int = 2**62,
+    newest_first: bool,
+    limit: int = _NO_LIMIT,
+    columns: str = ROW_COLUMNS,
+) -> sqlite3.Cursor:
+    """A cursor over the rows of the entries the selection matches with lo < seq <= hi, in seq
+    order (or reversed)."""
+    lo, hi = _seq_range(conn, sel, lo, hi)
+    if lo >= hi:
+        return conn.execute("SELECT 1 WHERE 0")
+    where = [f"a.kind IN {CONTENT_KINDS}"]
+    params: list = []
+    if sel.match is not None:
+        source, key = "archive_text t JOIN archive a ON a.seq = t.rowid", "t.rowid"
+        where.append("archive_text MATCH ?")
+        params.append(sel.match)
+    elif sel.participant is not None:
+        # The (user, seq) index yields one person's entries in order without touching others.
+        source, key = "archive_people pp JOIN archive a ON a.seq = pp.seq", "pp.seq"
+        where.append("pp.user_id = ?")
+        params.append(sel.participant)
+    else:
+        source, key = "archive a", "a.seq"
+    where.append(f"{key} > ? AND {key} <= ?")
+    params += [lo, hi]
+    if sel.match is not None and sel.participant is not None:
+        where.append("EXISTS (SELECT 1 FROM archive_people p WHERE p.user_id = ? AND p.seq = a.seq)")
+        params.append(sel.participant)
+    if sel.conversation is not None:
+        where.append("a.conversation_id = ?")
+        params.append(sel.conversation)
+    if sel.since is not None:
+        where.append("a.ts >= ?")
+        params.append(sel.since)
+    if sel.until is not None:
+        where.append("a.ts <= ?")
+        params.append(sel.until)
+    if sel.departments is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM archive_people p JOIN department_members m ON m.user_id = p.user_id"
+            " WHERE p.seq = a.seq AND m.department_id IN (SELECT value FROM json_each(?)))"
+        )
+        params.append(json.dumps(sorted(sel.departments)))
+    order = "DESC" if newest_first else "ASC"
+    query = f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} ORDER BY {key} {order} LIMIT ?"
+    return conn.execute(query, (*params, limit))
+
+
+def head(conn: sqlite3.Connection) -> int:
+    """The chain's last seq (0 when empty)."""
+    return conn.execute("SELECT coalesce(max(seq), 0) FROM archive").fetchone()[0]
