@@ -138,3 +138,18 @@ async def test_a_long_message_is_shortened_in_search_and_exported_whole(org):
     async with Client.open(people["audrey"], receive=False) as audrey:
         page = await audrey.request(AuditExport(text="结尾合同"))
     assert [i.entry.text for i in page.items] == [long_text] and page.manifest.count == 1
+
+
+@pytest.mark.parametrize("check_each", [0, 2000])
+async def test_both_ways_of_searching_a_person_or_conversation_find_the_same(org, server, monkeypatch, check_each):
+    """Few entries of a person or a conversation are checked one by one against the text; many
+    are found through the text's index. Both plans must give the same hits."""
+    from corridor.server.features.archive import search as archive_search
+
+    people, _, _ = await build(org)
+    monkeypatch.setattr(archive_search, "CHECK_EACH", check_each)
+    bob = [h.entry.text for h in (await search(people["audrey"], text="合同", participant="bob")).hits]
+    assert bob == ["Sent you the 合同 just now", "合同第三条要改", "请把合同发我"]
+    conversation = (await search(people["audrey"], text="请把")).hits[0].entry.conversation
+    in_it = [h.entry.text for h in (await search(people["audrey"], text="合同", conversation=conversation)).hits]
+    assert in_it == ["Sent you the 合同 just now", "请把合同发我"]

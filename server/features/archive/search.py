@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 CONTENT_KINDS = ("message", "notice", "file")
 CLOCK_SLACK = 3600.0
+# Up to this many entries of a person or a conversation, a text search there checks each
+# against the text (about 0.1 ms an entry); beyond, it walks the text's matches instead.
+CHECK_EACH = 2000
 ROW_COLUMNS = "a.seq, a.ts, a.actor, a.kind, a.conversation_id, a.payload, a.payload_hash, a.prev_hash, a.hash, a.purged_at"
 _NO_LIMIT = -1
 
@@ -66,22 +69,34 @@ def select(
         return conn.execute("SELECT 1 WHERE 0")
     where = [f"a.kind IN {CONTENT_KINDS}"]
     params: list = []
-    if sel.match is not None:
-        source, key = "archive_text t JOIN archive a ON a.seq = t.rowid", "t.rowid"
-        where.append("archive_text MATCH ?")
-        params.append(sel.match)
-    elif sel.participant is not None:
-        # The (user, seq) index yields one person's entries in order without touching others.
+    by_person = sel.participant is not None and (sel.match is None or _few(conn, _PERSON, sel.participant, lo, hi))
+    in_conversation = (
+        sel.match is not None and sel.conversation is not None and _few(conn, _CONVERSATION, sel.conversation, lo, hi)
+    )
+    if by_person:
+        # The (user, seq) index yields one person's entries in order without touching others';
+        # with a text too, only when they are few: each then costs a lookup in the index.
         source, key = "archive_people pp JOIN archive a ON a.seq = pp.seq", "pp.seq"
         where.append("pp.user_id = ?")
         params.append(sel.participant)
+        if sel.match is not None:
+            where.append("EXISTS (SELECT 1 FROM archive_text t WHERE t.rowid = pp.seq AND archive_text MATCH ?)")
+            params.append(sel.match)
+    elif in_conversation:
+        source, key = "archive a", "a.seq"
+        where.append("EXISTS (SELECT 1 FROM archive_text t WHERE t.rowid = a.seq AND archive_text MATCH ?)")
+        params.append(sel.match)
+    elif sel.match is not None:
+        source, key = "archive_text t JOIN archive a ON a.seq = t.rowid", "t.rowid"
+        where.append("archive_text MATCH ?")
+        params.append(sel.match)
+        if sel.participant is not None:
+            where.append("EXISTS (SELECT 1 FROM archive_people p WHERE p.user_id = ? AND p.seq = a.seq)")
+            params.append(sel.participant)
     else:
         source, key = "archive a", "a.seq"
     where.append(f"{key} > ? AND {key} <= ?")
     params += [lo, hi]
-    if sel.match is not None and sel.participant is not None:
-        where.append("EXISTS (SELECT 1 FROM archive_people p WHERE p.user_id = ? AND p.seq = a.seq)")
-        params.append(sel.participant)
     if sel.conversation is not None:
         where.append("a.conversation_id = ?")
         params.append(sel.conversation)
@@ -100,6 +115,16 @@ def select(
     order = "DESC" if newest_first else "ASC"
     query = f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} ORDER BY {key} {order} LIMIT ?"
     return conn.execute(query, (*params, limit))
+
+
+_PERSON = "SELECT 1 FROM archive_people WHERE user_id = ? AND seq > ? AND seq <= ? LIMIT ?"
+_CONVERSATION = "SELECT 1 FROM archive WHERE conversation_id = ? AND seq > ? AND seq <= ? LIMIT ?"
+
+
+def _few(conn: sqlite3.Connection, entries_of: str, key: int, lo: int, hi: int) -> bool:
+    """Whether the person's (or conversation's) entries in (lo, hi] are few enough to check each
+    against the text; otherwise a common word would be walked through everyone's messages."""
+    return conn.execute(f"SELECT count(*) FROM ({entries_of})", (key, lo, hi, CHECK_EACH + 1)).fetchone()[0] <= CHECK_EACH
 
 
 def head(conn: sqlite3.Connection) -> int:
