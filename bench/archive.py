@@ -2,9 +2,9 @@
 
 What it measures (one JSON object on stdout, progress on stderr): a fresh data dir's archive is
 filled with `--entries` message entries through the server's own `append_txn` (the same code a
-send runs, search indexing included, in transactions of 10,000; mixed Chinese and English texts
-of 20-200 characters, one in 10,000 carrying a rare phrase), then a signed checkpoint is written
-as a stopping server writes it, and the real `corridor audit verify DIR --json` runs on it as an
+send runs, in transactions of 10,000; mixed Chinese and English texts of 20-200 characters, one
+in 10,000 carrying a rare phrase) and indexed for search as the server's indexer does it; a
+signed checkpoint is written as a stopping server writes it, and the real `corridor audit verify DIR --json` runs on it as an
 auditor would: entries per second, and that it found the chain intact.
 
 Then a real `corridor serve` starts on the data dir, an auditor enrolls, and each search below
@@ -38,7 +38,8 @@ from corridor.protocol.messages import DepartmentAdd, PolicySet, UserAdd
 from corridor.server.app import open_database
 from corridor.server.config import load_config
 from corridor.server.features.archive.checkpoints import checkpoint_txn, load_signing_key
-from corridor.server.features.archive.store import append_txn
+from corridor.server.features.archive.indexer import INDEX_BATCH
+from corridor.server.features.archive.store import append_txn, index_pending_txn
 
 BATCH = 10_000
 WORDS = ["合同", "请把", "发我", "会议", "明天", "上午", "contract", "meeting", "lunch", "report", "signed", "budget"]
@@ -48,8 +49,9 @@ DAY = 86400.0
 CORRIDOR = str(Path(sys.executable).parent / "corridor")
 
 
-def fill(data_dir: Path, entries: int, seed: int) -> float:
-    """Append `entries` message entries; returns the seconds it took."""
+def fill(data_dir: Path, entries: int, seed: int) -> tuple[float, float]:
+    """Append `entries` message entries, then index them as the server's indexer does (in
+    batches of INDEX_BATCH); returns the seconds each took."""
     rng = random.Random(seed)
     db = open_database(load_config(data_dir))
     started = time.perf_counter()
@@ -80,9 +82,12 @@ def fill(data_dir: Path, entries: int, seed: int) -> float:
             if done % 100_000 == 0 or done == entries:
                 log(f"archived {done:,}/{entries:,}")
         db.write_now(lambda conn: checkpoint_txn(conn, load_signing_key(data_dir), time.time()))
+        filled = time.perf_counter()
+        while db.write_now(lambda conn: index_pending_txn(conn, INDEX_BATCH)) == INDEX_BATCH:
+            pass
     finally:
         db.close()
-    return time.perf_counter() - started
+    return filled - started, time.perf_counter() - filled
 
 
 def queries(entries: int) -> dict[str, AuditSearch]:
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = work / "data"
         create_data_dir(data, ORG, "127.0.0.1:0", ["127.0.0.1"], "admin", "Administrator")
-        fill_s = fill(data, args.entries, args.seed)
+        fill_s, index_s = fill(data, args.entries, args.seed)
         size = (data / "corridor.sqlite").stat().st_size
         started = time.perf_counter()
         verified = subprocess.run(
@@ -201,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "database_mib": round(size / 2**20, 1),
         "fill_s": round(fill_s, 1),
         "fill_entries_per_s": round(args.entries / fill_s),
+        "index_s": round(index_s, 1),
+        "index_entries_per_s": round(args.entries / index_s),
         "verify_s": round(verify_s, 2),
         "verify_walk_s": report["seconds"],
         "verify_entries_per_s": round(total / report["seconds"]),

@@ -4,6 +4,7 @@ file contents — while the hash chain still verifies."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
@@ -101,6 +102,8 @@ async def test_purge_erases_expired_content_but_the_chain_still_verifies(org, se
     assert not [p for p in (server.config.files_dir / "sha256").rglob("*") if p.is_file()]  # gone from disk
     log = (await a(AdminLog())).entries
     assert [e.action for e in log][-1] == "archive_purge"
+    recorded = json.loads(log[-1].details)
+    assert recorded["purged"] == 3 and sum(last - first + 1 for first, last in recorded["entries"]) == 3
 
 
 async def test_a_legal_hold_keeps_a_conversation_or_a_persons_archive_until_released(org, server, tmp_path):

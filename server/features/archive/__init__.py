@@ -13,6 +13,7 @@ from ..base import Feature, Route
 from .audit_handlers import AuditHandlers
 from .checkpoints import Checkpointer, load_signing_key
 from .handlers import ArchiveHandlers
+from .indexer import run_indexer
 from .migrations import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "feature"]
@@ -34,6 +35,6 @@ def feature(services: Services) -> Feature:
             Route(AuditExport, audit.audit_export, "archive.read"),
             Route(AuditLog, audit.audit_log, "audit_log.read"),
         ),
-        tasks=(signer.run,),
+        tasks=(signer.run, lambda: run_indexer(services.db)),
         stops=(signer.final,),
     )

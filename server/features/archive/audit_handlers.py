@@ -36,6 +36,7 @@ from corridor.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from ...services import Services
 from ...sessions import Session
 from . import store
+from .indexer import catch_up
 from .search import Selection, head, select
 from .text import match_expression, snippet
 
@@ -114,6 +115,7 @@ class AuditHandlers:
 
     async def audit_search(self, session: Session, msg: AuditSearch) -> AuditSearchResult:
         """Entries matching the filter, newest first, with their context."""
+        await catch_up(self.services.db)
 
         def read(conn):
             sel = self._resolve(conn, session, msg)
@@ -150,6 +152,7 @@ class AuditHandlers:
 
     async def audit_export(self, session: Session, msg: AuditExport) -> AuditExportResult:
         """A page of whole entries, oldest first; the first page also signs the selection."""
+        await catch_up(self.services.db)
 
         def read(conn):
             sel = self._resolve(conn, session, msg)

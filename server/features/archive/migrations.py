@@ -137,4 +137,13 @@ MIGRATIONS = (
         """,
         then=_index_existing,
     ),
+    Migration(
+        "archive.0006_index_behind",
+        # Entries are indexed by a background pass (store.index_pending_txn), no longer in the
+        # transaction that appends them; until this migration they were, so all are indexed.
+        """
+        CREATE TABLE archive_index_state (indexed_through INTEGER NOT NULL);
+        INSERT INTO archive_index_state SELECT coalesce(max(seq), 0) FROM archive;
+        """,
+    ),
 )

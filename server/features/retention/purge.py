@@ -27,6 +27,7 @@ from corridor.protocol.audit import PurgeResult
 
 from ...services import Services
 from ..archive import store as archive_store
+from ..archive.indexer import catch_up
 from ..files import store as files_store
 from ..files.blobs import BlobStore
 from ..files.handlers import UPLOAD_TTL
@@ -111,12 +112,14 @@ class Purger:
         """One pass; `dry_run` counts what it would erase and erases nothing. A pass that erased
         something is itself archived as an admin action."""
         db, now = self.services.db, self.services.clock()
+        await catch_up(db)  # who each entry is about comes from the index
         plan = await db.read(_plan)
         periods = [p for p in (*plan.by_user.values(), plan.default) if p is not None] if plan else []
         if not periods:
             return PurgeResult(purged=0, held=0, files=0)
         shortest = min(periods)
-        purged = held = files = 0
+        held = files = 0
+        erased: list[int] = []
         after: int | None = 0
         while after is not None:
             batch, after = await db.read(lambda conn, a=after: archive_store.expiring(conn, a, now - shortest * DAY, STEP))
@@ -129,15 +132,33 @@ class Purger:
                     held += 1
                 else:
                     due.append(entry)
-            purged += len(due)
+            erased += [entry.seq for entry in due]
             if due and not dry_run:
                 gone = await db.write(lambda conn, d=due: _erase_txn(conn, d, now))
                 await trio.to_thread.run_sync(lambda g=gone: [self.blobs.remove(f) for f in g])
                 files += len(gone)
-        if purged and not dry_run:
+        if erased and not dry_run:
             await db.write(
                 lambda conn: archive_store.admin_action_txn(
-                    conn, actor=actor, now=now, action="archive_purge", purged=purged, held=held, files=files
+                    conn,
+                    actor=actor,
+                    now=now,
+                    action="archive_purge",
+                    purged=len(erased),
+                    held=held,
+                    files=files,
+                    entries=_ranges(erased),
                 )
             )
-        return PurgeResult(purged=purged, held=held, files=files)
+        return PurgeResult(purged=len(erased), held=held, files=files)
+
+
+def _ranges(seqs: list[int]) -> list[list[int]]:
+    """Ascending seqs as [first, last] runs: how the chain records which entries a purge erased."""
+    runs: list[list[int]] = []
+    for seq in seqs:
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    return runs

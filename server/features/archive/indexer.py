@@ -1,0 +1,38 @@
+"""Keeping the archive's search index up with the chain.
+
+Entries are appended in the transaction of what they record; the index (full text and the
+people each entry is about) follows in batches: every `INDEX_INTERVAL`, and before every search,
+export or retention pass, which call `catch_up` so they never miss an entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import trio
+
+from ...storage.database import Database
+from .store import index_behind, index_pending_txn
+
+log = logging.getLogger("corridor.archive")
+
+INDEX_INTERVAL = 1.0
+INDEX_BATCH = 5000
+
+
+async def catch_up(db: Database) -> None:
+    """Index every entry appended so far (a read first: most calls find nothing to do, and a
+    write would cost a commit)."""
+    while await db.read(index_behind):
+        await db.write(lambda conn: index_pending_txn(conn, INDEX_BATCH))
+
+
+async def run_indexer(db: Database) -> None:
+    """The background task: catch up every `INDEX_INTERVAL`."""
+    while True:
+        await trio.sleep(INDEX_INTERVAL)
+        try:
+            await catch_up(db)
+        except sqlite3.Error:
+            log.exception("could not index the archive; trying again in %g s", INDEX_INTERVAL)
