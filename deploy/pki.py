@@ -69,11 +69,25 @@ def issue_server_cert(
     ca_cert_pem: bytes, ca_key_pem: bytes, hostnames: list[str], days: int = SERVER_CERT_DAYS
 ) -> tuple[bytes, bytes]:
     """A server certificate signed by the CA, valid for `hostnames` (names or IPs): (cert PEM, key PEM)."""
+    key_pem = new_server_key()
+    return sign_server_key(ca_cert_pem, ca_key_pem, key_pem, hostnames, days), key_pem
+
+
+def new_server_key() -> bytes:
+    """A fresh server private key (ECDSA P-256), as unencrypted PKCS#8 PEM."""
+    return _key_pem(ec.generate_private_key(ec.SECP256R1()))
+
+
+def sign_server_key(
+    ca_cert_pem: bytes, ca_key_pem: bytes, key_pem: bytes, hostnames: list[str], days: int = SERVER_CERT_DAYS
+) -> bytes:
+    """A server certificate (PEM) for an existing key, signed by the CA and valid for `hostnames`
+    (names or IPs) for `days` (at most SERVER_CERT_DAYS) from now. Renewal uses this to keep the key."""
     if not hostnames:
         raise ValueError("a server certificate needs at least one host name or address")
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = serialization.load_pem_private_key(key_pem, password=None)
     now = _now()
     cert = (
         x509.CertificateBuilder()
@@ -89,7 +103,7 @@ def issue_server_cert(
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def fingerprint(cert_pem: bytes) -> str:

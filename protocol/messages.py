@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from . import audit
+from . import audit, ops
 from .base import (  # noqa: F401  (re-exported: callers import these from messages)
     PRESENCE_STATES,
     ROLES,
@@ -1285,6 +1285,7 @@ REQUESTS: dict[str, type[Request]] = {
         FileGet,
         FileInfo,
         *audit.REQUESTS,
+        *ops.REQUESTS,
     )
 }
 EVENTS: dict[str, type[Event]] = {

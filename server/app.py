@@ -23,14 +23,14 @@ from corridor.protocol.versions import SUPPORTED_VERSIONS
 
 from .bus import Bus
 from .config import Config
-from .features import accounts, archive, directory, files, messaging, notices, policies, presence, retention, session
+from .features import accounts, archive, directory, files, messaging, notices, ops, policies, presence, retention, session
 from .features.accounts.store import all_users
 from .features.accounts.users import UserCache
 from .features.policies.store import rules
 from .net.advertise import advertise
 from .net.connection import ConnectionHandler, ConnectionTracker
 from .net.listeners import bound_addresses, open_control_listener, open_tls_listeners, serve_control, serve_tls
-from .net.tls import server_context, warn_if_expiring
+from .net.tls import reload_certificate, server_context, warn_if_expiring
 from .policy import Policy
 from .router import Router
 from .services import Services
@@ -105,6 +105,7 @@ def build_router(services: Services) -> Router:
             notices.feature(services),
             files.feature(services),
             retention.feature(services),
+            ops.feature(services),
         ],
         services.policy,
     )
@@ -130,10 +131,28 @@ class Server:
         self.services: Services | None = None
         self.tracker = ConnectionTracker(config.limits.max_connections_per_address)
         self._stop = trio.Event()
+        self._tls: ssl.SSLContext | None = None
 
     def stop(self) -> None:
         """Ask the server to stop gracefully (what SIGTERM does)."""
         self._stop.set()
+
+    def reload_tls(self) -> bool:
+        """Re-read the server certificate and key (what SIGHUP does), e.g. after `corridor cert
+        renew`: new connections get them, open ones are not dropped. A pair that does not load
+        is logged and the current one kept. Returns whether the new pair is in use."""
+        if self._tls is None:
+            log.warning("not serving yet; the certificate is read at start-up anyway")
+            return False
+        cert, key = self.config.path(self.config.tls.certificate), self.config.path(self.config.tls.key)
+        try:
+            reload_certificate(self._tls, cert, key)
+        except OSError as exc:
+            log.error("kept the current certificate: %s with %s does not load: %s", cert, key, exc)
+            return False
+        days = warn_if_expiring(cert)
+        log.info("reloaded the server certificate %s (%.0f days left)", cert, days)
+        return True
 
     async def run(self, *, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `stop()`; reports the bound (host, port) list through `task_status`."""
@@ -143,8 +162,9 @@ class Server:
         try:
             db = open_database(config)
             services = self.services = build_services(config, db)
+            services.connections = self.tracker.total
             router = build_router(services)
-            context = server_context(config.path(config.tls.certificate), config.path(config.tls.key))
+            context = self._tls = server_context(config.path(config.tls.certificate), config.path(config.tls.key))
             warn_if_expiring(config.path(config.tls.certificate))
             config.control_socket.unlink(missing_ok=True)  # stale: the lock says no server owns it
             async with trio.open_nursery() as root:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import sys
 from dataclasses import replace
@@ -34,7 +35,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity (stderr)"
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line (ts, level, logger, message) for a log collector",
+    )
     return parser
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: what journald forwarders and log collectors parse without
+    guessing at a text layout."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 # Every message allocates many short-lived objects; with the default threshold (700) the young
@@ -57,7 +80,11 @@ async def _run(server: Server) -> None:
 def main(argv: list[str]) -> int:
     """Entry point for `corridor serve`; returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonLines() if args.log_format == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     try:
         config = load_config(args.data_dir)
         if args.listen:

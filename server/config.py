@@ -8,6 +8,7 @@ the key and what was expected, never a silent default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,12 @@ class Ldap:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    # Off unless set: the endpoint is plain HTTP, meant for a Prometheus on the same host.
+    listen: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole server configuration, with the data dir it was read from."""
 
@@ -116,6 +123,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     accounts: Accounts = field(default_factory=Accounts)
     ldap: Ldap = field(default_factory=Ldap)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def path(self, relative: str) -> Path:
         """A path from the config, resolved against the data dir."""
@@ -142,6 +150,7 @@ SECTIONS: dict[str, type] = {
     "limits": Limits,
     "accounts": Accounts,
     "ldap": Ldap,
+    "metrics": Metrics,
 }
 
 
@@ -209,6 +218,11 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
         )
     if not config.server.hostnames:
         raise ConfigError(f"{source}: key 'server.hostnames' needs at least one name")
+    if config.metrics.listen:
+        try:
+            parse_listen(config.metrics.listen)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key 'metrics.listen': {exc}") from None
     _check_ldap(source, config.ldap)
     return config
 
@@ -258,4 +272,31 @@ def load_config(data_dir: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, Path(data_dir).resolve(), str(path))
+    try:
+        return parse_config(data, Path(data_dir).resolve(), str(path))
+    except ConfigError as exc:
+        raise ConfigError(_with_line(str(exc), str(path), text)) from None
+
+
+_NAMED = re.compile(r"key '(\w+)\.(\w+)'|section \[(\w+)\]")
+
+
+def _with_line(message: str, source: str, text: str) -> str:
+    """The message with the line of the key (or section) it names, found in the file's text:
+    `corridor.toml line 12: unknown key 'limits.foo'`. A key not in the file (a required one
+    missing) keeps the message as it is."""
+    named = _NAMED.search(message)
+    if named is None or not message.startswith(source + ":"):
+        return message
+    section, key = (named.group(1), named.group(2)) if named.group(1) else (named.group(3), None)
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\s*([\w.]+)\s*\]\s*(#.*)?", stripped)
+        if header:
+            current = header.group(1)
+            if key is None and current == section:
+                return f"{source} line {number}{message[len(source) :]}"
+        elif key is not None and current == section and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return f"{source} line {number}{message[len(source) :]}"
+    return message

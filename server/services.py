@@ -32,6 +32,9 @@ class Services:
     ca_sha256: str
     port: int = 0  # the bound TLS port, known once the listeners are up
     clock: Callable[[], float] = field(default=time.time)
+    started: float = field(default_factory=time.time)
+    # Open connections (logged in or not): the server's tracker counts them once it runs.
+    connections: Callable[[], int] = field(default=lambda: 0)
 
     def invite(self, token: str) -> str:
         """The invite string for a token, naming this server's first host name and bound port."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from corridor.client.cli import server_status
 from corridor.client.cli.main import SERVER_COMMANDS, build_parser
 from corridor.protocol.errors import CATALOGUE
 from corridor.protocol.messages import EVENTS, REQUESTS, ChatMessage, Cursor, PresenceInfo, QuietHours
@@ -67,6 +68,7 @@ def test_cli_doc_lists_every_command_and_option():
     parsers = dict(subcommands(build_parser()))
     for name, (module, _) in SERVER_COMMANDS.items():
         parsers[name] = importlib.import_module(module)._parser()
+    parsers["status DIR"] = server_status._parser()
     for name, parser in parsers.items():
         if f"corridor {name.split()[0]}" not in text:
             missing.append(f"command {name}")

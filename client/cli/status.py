@@ -82,9 +82,12 @@ async def _quiet_hours(args: argparse.Namespace, profile: Profile) -> int:
     return EXIT_OK
 
 
+ACTIONS = ("show", "set", "quiet-hours")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `corridor status` and its subcommands."""
-    status = sub.add_parser("status", help="people's status, setting mine, and my quiet hours")
+    """Add `corridor status` and its subcommands (`corridor status DIR` is `server_status`)."""
+    status = sub.add_parser("status", help="people's status, setting mine, and my quiet hours; DIR: a server's health")
     actions = status.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     show = actions.add_parser("show", help="show people's status and status text")

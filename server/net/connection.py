@@ -56,6 +56,10 @@ class ConnectionTracker:
         else:
             self.per_address.pop(address, None)
 
+    def total(self) -> int:
+        """Connections open now, from every address."""
+        return sum(self.per_address.values())
+
     def request_started(self) -> None:
         self.in_flight += 1
 

@@ -24,6 +24,16 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     return context
 
 
+def reload_certificate(context: ssl.SSLContext, cert_path: Path, key_path: Path) -> None:
+    """Switch a live server context to a renewed certificate and key: handshakes from now on use
+    them, established connections keep the ones they began with. Raises OSError (ssl.SSLError
+    included) and leaves the context as it was if the pair does not load."""
+    # A failed load_cert_chain can leave the context with the new certificate and no key, and
+    # then every handshake fails; trying the pair on a throwaway context first rules that out.
+    server_context(cert_path, key_path)
+    context.load_cert_chain(cert_path, key_path)
+
+
 def warn_if_expiring(cert_path: Path) -> float:
     """Log a warning when the server certificate expires soon (an error once it has: clients
     then refuse the server). Returns the days left."""

@@ -37,7 +37,7 @@ from ...services import Services
 from ...sessions import Session
 from . import store
 from .indexer import catch_up
-from .search import Selection, head, select
+from .search import Selection, select
 from .text import match_expression, snippet
 
 # A search shows this much of each text; an export carries it whole.
@@ -156,7 +156,7 @@ class AuditHandlers:
 
         def read(conn):
             sel = self._resolve(conn, session, msg)
-            through = min(msg.through, head(conn)) if msg.through else head(conn)
+            through = min(msg.through, store.head_seq(conn)) if msg.through else store.head_seq(conn)
             rows = select(conn, sel, lo=msg.after, hi=through, newest_first=False, limit=msg.limit + 1).fetchall()
             selected = None
             if msg.after == 0:

@@ -125,8 +125,3 @@ def _few(conn: sqlite3.Connection, entries_of: str, key: int, lo: int, hi: int) 
     """Whether the person's (or conversation's) entries in (lo, hi] are few enough to check each
     against the text; otherwise a common word would be walked through everyone's messages."""
     return conn.execute(f"SELECT count(*) FROM ({entries_of})", (key, lo, hi, CHECK_EACH + 1)).fetchone()[0] <= CHECK_EACH
-
-
-def head(conn: sqlite3.Connection) -> int:
-    """The chain's last seq (0 when empty)."""
-    return conn.execute("SELECT coalesce(max(seq), 0) FROM archive").fetchone()[0]

@@ -150,3 +150,16 @@ def expiring(conn: sqlite3.Connection, after: int, older_than: float, limit: int
         for seq, ts, kind, conversation, payload in rows
     ]
     return found, (rows[-1][0] if len(rows) == limit else None)
+
+
+def messages_since(conn: sqlite3.Connection, ts: float) -> int:
+    """How many messages were archived since `ts` (seq order follows time)."""
+    first = conn.execute("SELECT seq FROM archive WHERE ts >= ? ORDER BY ts LIMIT 1", (ts,)).fetchone()
+    if first is None:
+        return 0
+    return conn.execute("SELECT count(*) FROM archive WHERE kind = 'message' AND seq >= ?", (first[0],)).fetchone()[0]
+
+
+def head_seq(conn: sqlite3.Connection) -> int:
+    """The chain's last seq (0 when empty)."""
+    return conn.execute("SELECT coalesce(max(seq), 0) FROM archive").fetchone()[0]
