@@ -60,6 +60,9 @@ RETRYABLE = frozenset({"CONNECTION_LOST", "SHUTTING_DOWN", "INTERNAL", "TOO_MANY
 # After these the request may or may not have been carried out (only TOO_MANY_REQUESTS is
 # refused before the server looks at it).
 UNKNOWN_OUTCOME = RETRYABLE - {"TOO_MANY_REQUESTS"}
+# After these a message stays in the outbox, to be resent on the next connection: a full disk
+# on the server is not retried at once (it lasts until an admin frees space) but is not final.
+KEEP_IN_OUTBOX = RETRYABLE | {"STORAGE_FULL"}
 MAX_FAULT_RETRIES = 3
 FATAL = frozenset({"LOGIN_FAILED", "UNTRUSTED_SERVER", "UNSUPPORTED_VERSION", "NOT_AUTHENTICATED", "ACCOUNT_DISABLED"})
 SYNC_PAGE = 500
@@ -303,7 +306,7 @@ class Client:
         try:
             result, channel = await self._request(_send_request(target, msg_id, text, urgent))
         except CorridorError as exc:
-            if exc.code not in RETRYABLE:
+            if exc.code not in KEEP_IN_OUTBOX:
                 self.profile.outbox_remove(msg_id)  # refused for good: retrying cannot help
             raise
         self.profile.outbox_remove(msg_id)
@@ -329,7 +332,7 @@ class Client:
             except ValueError:
                 log.warning("dropping message %s with an unusable target %r", entry.msg_id, entry.recipient)
             except CorridorError as exc:
-                if exc.code in RETRYABLE:
+                if exc.code in KEEP_IN_OUTBOX:
                     return
                 log.warning("dropping unsendable message %s to %s: %s", entry.msg_id, entry.recipient, exc.message)
             self.profile.outbox_remove(entry.msg_id)

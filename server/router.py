@@ -18,6 +18,7 @@ from corridor.protocol.messages import REQUESTS, Request
 from .features.base import Feature, Route
 from .policy import Policy
 from .sessions import Session
+from .storage.database import typed
 
 log = logging.getLogger("corridor.router")
 
@@ -64,9 +65,11 @@ class Router:
             result = await route.handler(session, message)
         except CorridorError as exc:
             return conn.send_failure(request_id, exc), exc
-        except Exception:
-            log.exception("request %s from %s failed", message.TYPE, session.peer)
-            error = make_error("INTERNAL")
+        except Exception as exc:
+            error = typed(exc)  # a full disk (a file chunk, say) is STORAGE_FULL, not a fault
+            if not isinstance(error, CorridorError):
+                log.exception("request %s from %s failed", message.TYPE, session.peer)
+                error = make_error("INTERNAL")
             return conn.send_failure(request_id, error), error
         try:
             return conn.send_result(request_id, result), None

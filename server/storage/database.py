@@ -18,6 +18,7 @@ after the commit, before any waiter wakes, so events published from them keep co
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from typing import Any
 
 import trio
 
+from corridor.protocol.errors import make_error
+
 log = logging.getLogger("corridor.storage")
 
 PRAGMAS = (
@@ -35,6 +38,15 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
 )
+
+
+def typed(exc: Exception) -> Exception:
+    """A full disk as the typed STORAGE_FULL its callers answer with (it is the one storage
+    fault a client should wait out rather than report); other errors as they are."""
+    full = isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
+    if full or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        return make_error("STORAGE_FULL", "the server's disk is full: nothing was stored; retry once space is freed")
+    return exc
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -132,7 +144,7 @@ class Database:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
-                    item.error = exc
+                    item.error = typed(exc)
         except sqlite3.Error as exc:
             self._fail_batch(batch, exc)
             return False
@@ -153,7 +165,7 @@ class Database:
         if self._writer.in_transaction:
             self._writer.execute("ROLLBACK")
         for item in batch:
-            item.error = item.error or exc
+            item.error = item.error or typed(exc)
 
     def write_now(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run one write transaction synchronously (start-up and tools, before the committer runs)."""
