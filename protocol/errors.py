@@ -141,7 +141,9 @@ _ENTRIES = [
     ErrorSpec(
         "REAUTHENTICATE", ServerUnavailable, "Your role changed: the session ended; log in again (clients do it by themselves)."
     ),
-    ErrorSpec("STORAGE_FULL", ServerUnavailable, "The server's disk is full: the request stored nothing; retry once space is freed."),
+    ErrorSpec(
+        "STORAGE_FULL", ServerUnavailable, "The server's disk is full: the request stored nothing; retry once space is freed."
+    ),
     ErrorSpec("LDAP_UNAVAILABLE", ServerUnavailable, "The configured LDAP/AD server cannot be reached or refused the bind."),
     ErrorSpec("INTERNAL", ServerUnavailable, "An unexpected server fault; it is logged, and the request may be retried."),
     # Raised by the client library itself, never sent on the wire:
