@@ -348,13 +348,15 @@ def run_against_server(
     timeout: float,
     out: Path | None,
     passed: Callable[[dict], bool],
+    cpu: int | None = None,
 ) -> int:
     """The life of a one-server benchmark: a fresh data dir with `limits` (TOML lines of the
     `[limits]` section), `corridor serve` started, `measure(work, server)` run under trio and a
     hard deadline, the server stopped (its exit code goes into the result), everything removed.
-    Prints the result as one JSON object (and writes it to `out`); exit status 0 if `passed`."""
+    Prints the result as one JSON object (and writes it to `out`); exit status 0 if `passed`.
+    `cpu` pins the server to that CPU."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
-    server = ServerProcess(work / "data", work / "server.log", None)
+    server = ServerProcess(work / "data", work / "server.log", cpu)
     timer = watchdog(timeout, server, [work])
     try:
         create_data_dir(work / "data", ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
