@@ -194,47 +194,49 @@ async def test_every_member_of_a_500_member_group_receives_each_message_exactly_
     received: dict[str, list[tuple[int, str]]] = {n: [] for n in names}
     senders = names[:5]
     expected = 1 + len(senders) * 4  # the "created" message, then 4 from each sender
-    async with trio.open_nursery() as members:
-        listeners = []
+    # Bounded as a whole: a stuck connection fails the test with its stack instead of hanging it.
+    with trio.fail_after(150):
+        async with trio.open_nursery() as members:
+            listeners = []
 
-        async def listen(name: str) -> None:
-            stream = await org.raw_tls()
-            async with running(stream) as channel:
-                await channel.handshake()
-                await channel.request(Login(user=name, device_token=profiles[name].credential().device_token))
-                listeners.append(name)
-                with trio.move_on_after(60):
-                    async for event in channel.events:
-                        if isinstance(event, MessageEvent):
-                            received[name].append((event.seq, event.msg_id))
-                            if len(received[name]) == expected:
-                                break
-                with trio.move_on_after(0.5):  # anything more would be a duplicate
-                    async for event in channel.events:
-                        if isinstance(event, MessageEvent):
-                            received[name].append((event.seq, event.msg_id))
+            async def listen(name: str) -> None:
+                stream = await org.raw_tls()
+                async with running(stream) as channel:
+                    await channel.handshake()
+                    await channel.request(Login(user=name, device_token=profiles[name].credential().device_token))
+                    listeners.append(name)
+                    with trio.move_on_after(60):
+                        async for event in channel.events:
+                            if isinstance(event, MessageEvent):
+                                received[name].append((event.seq, event.msg_id))
+                                if len(received[name]) == expected:
+                                    break
+                    with trio.move_on_after(0.5):  # anything more would be a duplicate
+                        async for event in channel.events:
+                            if isinstance(event, MessageEvent):
+                                received[name].append((event.seq, event.msg_id))
 
-        for name in names:
-            members.start_soon(listen, name)
-        with trio.fail_after(60):
-            while len(listeners) < len(names):
-                await trio.sleep(0.05)
-        owner = profiles[names[0]]
-        async with running(await org.raw_tls()) as channel:
-            await channel.handshake()
-            await channel.request(Login(user=names[0], device_token=owner.credential().device_token))
-            group = (await channel.request(GroupCreate(name="Everyone", members=tuple(names[1:])))).id
-
-        async def send_four(name: str) -> None:
+            for name in names:
+                members.start_soon(listen, name)
+            with trio.fail_after(60):
+                while len(listeners) < len(names):
+                    await trio.sleep(0.05)
+            owner = profiles[names[0]]
             async with running(await org.raw_tls()) as channel:
                 await channel.handshake()
-                await channel.request(Login(user=name, device_token=profiles[name].credential().device_token))
-                for n in range(4):
-                    await channel.request(GroupSend(group=group, msg_id=f"{name}-{n}", text=f"{name} says {n}"))
+                await channel.request(Login(user=names[0], device_token=owner.credential().device_token))
+                group = (await channel.request(GroupCreate(name="Everyone", members=tuple(names[1:])))).id
 
-        async with trio.open_nursery() as sending:
-            for name in senders:
-                sending.start_soon(send_four, name)
+            async def send_four(name: str) -> None:
+                async with running(await org.raw_tls()) as channel:
+                    await channel.handshake()
+                    await channel.request(Login(user=name, device_token=profiles[name].credential().device_token))
+                    for n in range(4):
+                        await channel.request(GroupSend(group=group, msg_id=f"{name}-{n}", text=f"{name} says {n}"))
+
+            async with trio.open_nursery() as sending:
+                for name in senders:
+                    sending.start_soon(send_four, name)
 
     for name in names:
         seqs = [seq for seq, _ in received[name]]
