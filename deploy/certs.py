@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes as P
 
 from corridor.server.config import CONFIG_NAME, Config
 from corridor.server.net.tls import EXPIRY_WARNING_DAYS
+from corridor.server.storage.durable import fsync_dir
 
 from . import pki
 
@@ -229,14 +230,6 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def replace_file(path: Path, data: bytes, mode: int, owner: os.stat_result | None = None) -> None:
     """Atomically make `path` hold `data` with `mode` (temp file + fsync + rename, then fsync the
     directory so the rename itself survives a power loss). As root, the new file keeps `owner`'s
@@ -254,7 +247,7 @@ def replace_file(path: Path, data: bytes, mode: int, owner: os.stat_result | Non
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _names(config: Config, current: list[str], extra: list[str]) -> list[str]:
@@ -354,10 +347,10 @@ def export_ca_key(config: Config, out: Path) -> dict:
                 os.fsync(f.fileno())
                 if f.read() != pem:
                     raise OSError(f"{out}: the copy does not read back as written; the CA key stays in {files.ca_key}")
-            _fsync_dir(out.parent)
+            fsync_dir(out.parent)
         except BaseException:
             out.unlink(missing_ok=True)
             raise
         files.ca_key.unlink()
-        _fsync_dir(files.ca_key.parent)
+        fsync_dir(files.ca_key.parent)
     return {"ok": True, "ca_key": str(out.resolve()), "removed": str(files.ca_key), "ca_sha256": pki.fingerprint(ca_pem)}

@@ -42,6 +42,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 
 from .config import CONFIG_NAME, Config, ConfigError, load_config
+from .storage.durable import fsync_dir
 
 FORMAT = 1
 MANIFEST = "MANIFEST.json"
@@ -132,20 +133,12 @@ def _make_dirs(path: Path) -> None:
         path.mkdir(mode=0o700, exist_ok=True)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _finish(staging: Path, target: Path) -> None:
     """Make the staging dir durable, then give it its final name."""
     for dirpath, _, _ in os.walk(staging, topdown=False):
-        _fsync_dir(Path(dirpath))
+        fsync_dir(Path(dirpath))
     os.rename(staging, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _copy(source: Path, target: Path, tick: Callable[[int], None]) -> tuple[int, str]:

@@ -8,6 +8,7 @@ An auditor's `archive_read` scope (policy.py) narrows every selection.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import msgpack
@@ -45,6 +46,13 @@ SEARCH_TEXT_CHARS = 2000
 ENTRY_OVERHEAD = 512
 
 
+def _shortened(entry: AuditEntry) -> AuditEntry:
+    """The entry as a search shows it: at most SEARCH_TEXT_CHARS of its text."""
+    if len(entry.text) <= SEARCH_TEXT_CHARS:
+        return entry
+    return dataclasses.replace(entry, text=entry.text[:SEARCH_TEXT_CHARS] + "…")
+
+
 class AuditHandlers:
     """Request handlers for auditors' reads and IT admins' view of them."""
 
@@ -74,14 +82,12 @@ class AuditHandlers:
             until=f.until,
         )
 
-    def _entry(self, row: tuple, text_chars: int | None = None) -> AuditEntry:
+    def _entry(self, row: tuple) -> AuditEntry:
         seq, ts, actor, kind, conversation, payload = row[:6]
         if payload is None:
             return AuditEntry(seq=seq, ts=ts, actor=actor, kind=kind, conversation=conversation, purged=True)
         fields = msgpack.unpackb(payload, raw=False)
         text = fields.get("text", "")
-        if text_chars is not None and len(text) > text_chars:
-            text = text[:text_chars] + "…"
         common = {"seq": seq, "ts": ts, "actor": actor, "kind": kind, "conversation": conversation, "text": text}
         if kind == "notice":
             return AuditEntry(**common, subkind="notice", title=fields.get("title", ""))
@@ -134,13 +140,13 @@ class AuditHandlers:
         hits, used = [], 0
         for row in rows[: msg.limit]:
             whole = self._entry(row)
-            entry = self._entry(row, SEARCH_TEXT_CHARS)
+            entry = _shortened(whole)
             earlier, later = around.get(row[0], ((), ()))
             hit = AuditHit(
                 entry=entry,
                 snippet=snippet(whole.text, msg.text) if msg.text.strip() else whole.text[:80],
-                before=tuple(self._entry(r, SEARCH_TEXT_CHARS) for r in earlier),
-                after=tuple(self._entry(r, SEARCH_TEXT_CHARS) for r in later),
+                before=tuple(_shortened(self._entry(r)) for r in earlier),
+                after=tuple(_shortened(self._entry(r)) for r in later),
             )
             used += sum(len(e.text.encode()) + ENTRY_OVERHEAD for e in (entry, *hit.before, *hit.after))
             if used > self.page_bytes and hits:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from corridor.protocol.files import check_file_id
 
+from ...storage.durable import fsync_dir
+
 HASH_BLOCK = 1024 * 1024
 
 
@@ -98,7 +100,7 @@ class BlobStore:
         target = self.content_path(file_id)
         target.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(part, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return True
 
     def discard(self, upload: int) -> None:
@@ -120,11 +122,3 @@ class BlobStore:
     def size(self, file_id: str, *, thumbnail: bool = False) -> int:
         """A content's (or its thumbnail's) size in bytes."""
         return (self.thumbnail_path(file_id) if thumbnail else self.content_path(file_id)).stat().st_size
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
