@@ -165,6 +165,29 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_are_not_slowed(
         assert got == [f"{i:04d}" for i in range(300)] and ack.seq == 1
 
 
+async def test_a_client_that_pauses_reading_gets_every_frame_intact_and_in_order(org):
+    # Frames are written at once while the socket takes them and queued once it is full; the
+    # frame OpenSSL had begun when the socket filled must go out first and whole.
+    bob = await org.user("bob")
+    alice = await org.user("alice")
+    with trio.fail_after(60):
+        paused = RawPeer(await org.raw_tls())
+        await paused.hello()
+        await paused.send({"type": "login", "id": 2, "user": "bob", "device_token": bob.credential().device_token})
+        assert (await paused.frame())["type"] == "result"
+        async with Client.open(alice, receive=False) as a:
+            for i in range(200):  # 3.2 MB: more than the loopback socket buffers hold
+                await a.send("bob", f"{i:04d} " + "y" * 16_000)
+        texts = []
+        while len(texts) < 200:
+            frame = await paused.frame()
+            assert frame is not None, f"connection closed after {len(texts)} messages"
+            if frame["type"] == "message":
+                assert frame["seq"] == len(texts) + 1
+                texts.append(frame["text"])
+        assert texts == [f"{i:04d} " + "y" * 16_000 for i in range(200)]
+
+
 @pytest.mark.parametrize("frame", [{"type": "hello", "id": 1, "versions": "1"}, {"type": "hello", "id": True, "versions": [1]}])
 async def test_malformed_hello_does_not_crash(org, frame):
     with trio.fail_after(10):

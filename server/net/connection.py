@@ -3,8 +3,10 @@
 Three tasks per connection. The reader decodes frames and queues requests; a worker answers
 them one at a time in arrival order (so a client's sends get increasing sequence numbers in the
 order it sent them); a writer drains the bounded outbound queue, coalescing whatever is queued
-into one TLS write. Events are pushed into the same queue without blocking: a client too slow
-to drain it is disconnected with SLOW_CONSUMER — it loses nothing, everything is durable and it
+into one TLS write. A frame for a connection whose queue is empty is written at once, without
+waking the writer, when the socket takes it (most pushes and answers: a group message reaches
+a thousand members without a thousand task switches); otherwise it is queued. Events go out
+without blocking: a client too slow to drain its queue is disconnected with SLOW_CONSUMER — it loses nothing, everything is durable and it
 resyncs by sequence. Before login the read deadline is the login deadline; after it, the idle
 timeout. Any protocol fault gets one error frame and a close; nothing here can take the server
 down, and nothing one peer does blocks another.
@@ -108,13 +110,25 @@ class ConnectionHandler:
         self.conn = Connection("server", limits.max_frame_bytes)
         self.session = Session(peer, self._push, actor, close=self._fail)
         self._out_send, self._out_receive = trio.open_memory_channel[bytes](limits.outbound_queue)
+        self._queued = 0  # frames given to the writer and not yet written
+        self._resend_first = False  # the writer's next frame is one OpenSSL began: send it alone
+        self._try_send = getattr(stream, "try_send", None)
         self._requests_send, self._requests_receive = trio.open_memory_channel[tuple[int, Request]](limits.max_in_flight)
         self._fatal: CorridorError | None = None
         self._cancel = trio.CancelScope()
 
     def _enqueue(self, data: bytes) -> None:
+        if self._queued == 0 and self._try_send is not None:
+            try:
+                if self._try_send(data):
+                    return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._cancel.cancel()  # the peer is gone: the reader would find out next
+                return
+            self._resend_first = True
         try:
             self._out_send.send_nowait(data)
+            self._queued += 1
         except trio.WouldBlock:
             self._fail(
                 make_error("SLOW_CONSUMER", f"more than {self.limits.outbound_queue} frames waiting; resync after reconnecting")
@@ -212,9 +226,13 @@ class ConnectionHandler:
     async def _writer(self) -> None:
         async for data in self._out_receive:
             chunks = [data]
-            while True:
-                try:
-                    chunks.append(self._out_receive.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            if self._resend_first:
+                self._resend_first = False
+            else:
+                while True:
+                    try:
+                        chunks.append(self._out_receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
             await self.stream.send_all(b"".join(chunks))
+            self._queued -= len(chunks)

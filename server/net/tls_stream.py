@@ -84,6 +84,20 @@ class TLSSocketStream(trio.abc.Stream):
             view = view[sent:]
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def try_send(self, data: bytes) -> bool:
+        """Send all of `data` now if the socket takes it without waiting. False: it did not, and
+        the next send on this stream must be `send_all` of this same `data`, because OpenSSL may
+        have written part of it already and continues from its own state."""
+        if self._closed:
+            raise trio.ClosedResourceError("the TLS stream is closed")
+        try:
+            self._ssl.send(data)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        return True
+
     async def wait_send_all_might_not_block(self) -> None:
         """Return when the socket can take more data."""
         await trio.lowlevel.wait_writable(self._ssl)
