@@ -83,3 +83,11 @@ class RawPeer:
     async def hello(self) -> dict:
         await self.send({"type": "hello", "id": 1, "versions": [1]})
         return await self.frame()
+
+    async def log_in(self, profile: Profile) -> None:
+        """hello, then a device-token login as the profile's user (request ids 1 and 2)."""
+        await self.hello()
+        cred = profile.credential()
+        await self.send({"type": "login", "id": 2, "user": cred.user, "device_token": cred.device_token})
+        answer = await self.frame()
+        assert answer is not None and answer["type"] == "result", answer

@@ -93,9 +93,7 @@ async def test_a_connection_that_logged_in_and_only_listens_outlives_the_login_d
     bob, alice = await org.user("bob"), await org.user("alice")
     with trio.fail_after(10):
         peer = RawPeer(await org.raw_tls())
-        await peer.hello()
-        await peer.send({"type": "login", "id": 2, "user": "bob", "device_token": bob.credential().device_token})
-        assert (await peer.frame())["type"] == "result"
+        await peer.log_in(bob)
         await trio.sleep(1.0)  # twice the login deadline, in silence
         async with Client.open(alice, receive=False) as a:
             await a.send("bob", "still there?")
@@ -138,9 +136,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_are_not_slowed(
     alice, bob, carol = await org.user("alice"), await org.user("bob"), await org.user("carol")
     with trio.fail_after(60):
         stalled = RawPeer(await org.raw_tls())
-        await stalled.hello()
-        await stalled.send({"type": "login", "id": 2, "user": "bob", "device_token": bob.credential().device_token})
-        assert (await stalled.frame())["type"] == "result"
+        await stalled.log_in(bob)
         # bob's raw connection never reads again; alice floods him with large messages.
         async with Client.open(alice, receive=False) as a, Client.open(carol) as c:
             for i in range(300):
@@ -172,9 +168,7 @@ async def test_a_client_that_pauses_reading_gets_every_frame_intact_and_in_order
     alice = await org.user("alice")
     with trio.fail_after(60):
         paused = RawPeer(await org.raw_tls())
-        await paused.hello()
-        await paused.send({"type": "login", "id": 2, "user": "bob", "device_token": bob.credential().device_token})
-        assert (await paused.frame())["type"] == "result"
+        await paused.log_in(bob)
         async with Client.open(alice, receive=False) as a:
             for i in range(200):  # 3.2 MB: more than the loopback socket buffers hold
                 await a.send("bob", f"{i:04d} " + "y" * 16_000)
@@ -217,9 +211,7 @@ async def test_an_idle_logged_in_connection_is_closed(data_dir, nursery, tmp_pat
     bob = await org.user("bob")
     with trio.fail_after(10):
         peer = RawPeer(await org.raw_tls())
-        await peer.hello()
-        await peer.send({"type": "login", "id": 2, "user": "bob", "device_token": bob.credential().device_token})
-        assert (await peer.frame())["type"] == "result"
+        await peer.log_in(bob)
         for i in range(3):  # pings keep it open past the timeout
             await trio.sleep(0.3)
             await peer.send({"type": "ping", "id": 3 + i})
