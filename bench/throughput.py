@@ -362,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     timer = watchdog(hard_timeout + 60, server, [work, profiles_root])
     try:
         create_data_dir(data_dir, ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
+        # Every generator connection comes from 127.0.0.1: lift the per-address limit above them.
+        config = data_dir / "corridor.toml"
+        config.write_text(config.read_text() + f"\n[limits]\nmax_connections_per_address = {args.clients + 50}\n")
         port = server.start(timeout=30)
         log(f"server pid {server.pid} on 127.0.0.1:{port}" + (" (server on CPU 0, generator on CPU 1)" if pin else ""))
 
