@@ -5,6 +5,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 CORRIDOR = str(Path(sys.executable).parent / "corridor")
@@ -37,12 +39,33 @@ def free_port() -> int:
 
 
 class RunningServer:
-    def __init__(self, data: Path, *extra: str):
-        self.process = subprocess.Popen(
-            [CORRIDOR, "serve", str(data), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.ready = self.process.stdout.readline()
-        assert "serving" in self.ready, self.process.stderr.read()
+    """`corridor serve DATA EXTRA…` as a real process, started and ready to serve.
+
+    Its output goes to files, never to pipes nobody reads: a server that logs more than a pipe
+    holds (64 KiB) would block in its logger and hang the test instead of failing it.
+    """
+
+    def __init__(self, data: Path, *extra: str, ready_within: float = 60):
+        self._output = tempfile.TemporaryDirectory(prefix="corridor-serve-")
+        self._stdout = Path(self._output.name) / "stdout"
+        self._stderr = Path(self._output.name) / "stderr"
+        with open(self._stdout, "wb") as out, open(self._stderr, "wb") as err:
+            self.process = subprocess.Popen([CORRIDOR, "serve", str(data), *extra], stdout=out, stderr=err)
+        deadline = time.monotonic() + ready_within
+        while "\n" not in self.output() and self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.ready = self.output().partition("\n")[0]
+        if "serving" not in self.ready:
+            self.kill()
+            raise AssertionError(f"the server did not start: {self.ready!r}\n{self.log()}")
+
+    def output(self) -> str:
+        """What the server printed on stdout so far."""
+        return self._stdout.read_text(errors="replace")
+
+    def log(self) -> str:
+        """What the server logged on stderr so far."""
+        return self._stderr.read_text(errors="replace")
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)

@@ -374,4 +374,4 @@ def test_sighup_reloads_the_running_server(served, tmp_path):
     sent = run("send", "bob", "after SIGHUP", "--profile", alice, "--json")
     assert sent.returncode == 0, sent.stderr
     assert server.stop() == 0
-    assert "reloaded the server certificate" in server.process.stderr.read()
+    assert "reloaded the server certificate" in server.log()

@@ -96,7 +96,7 @@ def test_metrics_endpoint_serves_prometheus_text_and_a_busy_port_does_not_stop_t
             assert run("status", str(data)).returncode == 0  # serving without metrics
         finally:
             assert server.stop() == 0
-        logged = [json.loads(line) for line in server.process.stderr.read().splitlines()]
+        logged = [json.loads(line) for line in server.log().splitlines()]
     assert any(e["logger"] == "corridor.metrics" and "cannot listen" in e["message"] for e in logged)
     assert all({"ts", "level", "logger", "message"} <= set(e) for e in logged)
 

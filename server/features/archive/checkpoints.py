@@ -22,7 +22,6 @@ import logging
 import sqlite3
 from pathlib import Path
 
-import trio
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from corridor.protocol.archive_format import checkpoint_bytes
 
 from ...storage.database import Database
+from ..periodic import every
 
 log = logging.getLogger("corridor.archive")
 
@@ -91,12 +91,11 @@ class Checkpointer:
 
     async def run(self) -> None:
         """The background task: a checkpoint every `CHECKPOINT_INTERVAL` while the chain grows."""
-        while True:
-            await trio.sleep(CHECKPOINT_INTERVAL)
-            try:
-                await self.db.write(lambda conn: checkpoint_txn(conn, self.key, self.clock()))
-            except sqlite3.Error:
-                log.exception("could not write an archive checkpoint; trying again in %g s", CHECKPOINT_INTERVAL)
+        await every(
+            CHECKPOINT_INTERVAL,
+            lambda: self.db.write(lambda conn: checkpoint_txn(conn, self.key, self.clock())),
+            "signing an archive checkpoint",
+        )
 
     def final(self) -> None:
         """At shutdown, after the last write committed: sign the head the server leaves."""

@@ -7,15 +7,9 @@ export or retention pass, which call `catch_up` so they never miss an entry.
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-
-import trio
-
 from ...storage.database import Database
+from ..periodic import every
 from .store import index_behind, index_pending_txn
-
-log = logging.getLogger("corridor.archive")
 
 INDEX_INTERVAL = 1.0
 INDEX_BATCH = 5000
@@ -30,9 +24,4 @@ async def catch_up(db: Database) -> None:
 
 async def run_indexer(db: Database) -> None:
     """The background task: catch up every `INDEX_INTERVAL`."""
-    while True:
-        await trio.sleep(INDEX_INTERVAL)
-        try:
-            await catch_up(db)
-        except sqlite3.Error:
-            log.exception("could not index the archive; trying again in %g s", INDEX_INTERVAL)
+    await every(INDEX_INTERVAL, lambda: catch_up(db), "indexing the archive")

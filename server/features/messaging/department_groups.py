@@ -19,11 +19,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-import trio
-
-from corridor.protocol.errors import CorridorError
-
 from ...services import Services
+from ..periodic import every
 from . import group_store
 from .handlers import MessagingHandlers
 
@@ -42,16 +39,15 @@ class DepartmentFollower:
     async def run(self) -> None:
         """Follow the directory for the server's whole life."""
         seen = None
-        while True:
-            try:
-                version = await self.services.db.read(group_store.directory_version)
-                if version != seen:
-                    await self.follow()
-                    seen = version
-            except (sqlite3.Error, CorridorError):
-                # A full disk or a locked database: the next round tries again, nothing is lost.
-                log.exception("department groups could not follow the directory; trying again")
-            await trio.sleep(FOLLOW_INTERVAL)
+
+        async def follow_a_change() -> None:
+            nonlocal seen
+            version = await self.services.db.read(group_store.directory_version)
+            if version != seen:
+                await self.follow()
+                seen = version
+
+        await every(FOLLOW_INTERVAL, follow_a_change, "department groups following the directory", first_wait=False)
 
     def _changes(self, conn: sqlite3.Connection, found: group_store.GroupRow) -> tuple[str | None, dict, dict]:
         """(department name or None if it is gone, who joins, who leaves) for one group."""

@@ -33,6 +33,7 @@ from ..files.blobs import BlobStore
 from ..files.handlers import UPLOAD_TTL
 from ..messaging import store as messaging_store
 from ..notices import store as notices_store
+from ..periodic import every
 from . import store
 
 log = logging.getLogger("corridor.retention")
@@ -98,15 +99,12 @@ class Purger:
 
     async def run(self) -> None:
         """The background task: a pass every `PURGE_INTERVAL`."""
-        while True:
-            await trio.sleep(PURGE_INTERVAL)
-            try:
-                result = await self.purge("retention")
-            except (sqlite3.Error, OSError):
-                log.exception("the retention pass failed; trying again in %g s", PURGE_INTERVAL)
-                continue
-            if result.purged or result.held:
-                log.info("retention: erased %d entries, %d held, %d files deleted", result.purged, result.held, result.files)
+        await every(PURGE_INTERVAL, self._scheduled_pass, "the retention pass")
+
+    async def _scheduled_pass(self) -> None:
+        result = await self.purge("retention")
+        if result.purged or result.held:
+            log.info("retention: erased %d entries, %d held, %d files deleted", result.purged, result.held, result.files)
 
     async def purge(self, actor: str, dry_run: bool = False) -> PurgeResult:
         """One pass; `dry_run` counts what it would erase and erases nothing. A pass that erased
