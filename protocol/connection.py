@@ -143,7 +143,10 @@ class Connection:
         self._outstanding.add(request_id)
         cls = REQUESTS.get(kind)
         if cls is None:
-            return BadRequest(request_id, RequestError(f"unknown request type '{kind}'", code="UNKNOWN_TYPE"))
+            # Quote at most 64 characters of it: echoing a type as long as the frame would make the
+            # error frame longer than the limit, so the request could not be answered at all.
+            shown = kind if len(kind) <= 64 else kind[:64] + "…"
+            return BadRequest(request_id, RequestError(f"unknown request type '{shown}'", code="UNKNOWN_TYPE"))
         try:
             message = cls.from_fields(frame)
         except RequestError as exc:

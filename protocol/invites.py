@@ -37,6 +37,12 @@ class Invite:
 def parse_invite(text: str) -> Invite:
     """Parse an invite string; raises RequestError(BAD_MESSAGE) saying what is wrong."""
     try:
+        # An argument with bytes that are not UTF-8 arrives with surrogates in it; such a token
+        # or host could be neither sent nor looked up, so it is refused here, by name.
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad("it holds bytes that are not UTF-8 text") from None
+    try:
         parts = urlsplit(text.strip())
         port = parts.port
     except ValueError as exc:

@@ -21,10 +21,10 @@ from corridor.protocol import (
     negotiate,
     parse_invite,
 )
-from corridor.protocol.errors import CATALOGUE, LocalProtocolError, NotFound, RemoteProtocolError
+from corridor.protocol.errors import CATALOGUE, LocalProtocolError, NotFound, RemoteProtocolError, RequestError
 from corridor.protocol.framing import FrameDecoder, encode_frame
 from corridor.protocol.invites import Invite
-from corridor.protocol.messages import Hello, HelloResult, MessageEvent, Send, SendResult
+from corridor.protocol.messages import Hello, HelloResult, MessageEvent, Ping, Send, SendResult
 
 
 def drain(conn: Connection) -> list:
@@ -219,3 +219,28 @@ def test_no_message_field_collides_with_the_envelope():
         f"{cls.__name__}.{f.name}" for cls in EVENTS.values() for f in dataclasses.fields(cls) if f.name in ("type", "re")
     ]
     assert clashes == []
+
+
+def test_an_unknown_type_as_long_as_the_frame_is_still_answered():
+    """Found by tests/fuzz/atheris_frames.py: the UNKNOWN_TYPE error quoted the whole type, so for
+    a type nearly as long as the frame limit its error frame was over the limit and could not be
+    sent (the server then closed the connection with INTERNAL)."""
+    client, server = pair()
+    request_id, _ = client.send_request(Ping())  # the client waits for this id; a raw frame takes its place
+    server.receive_data(encode_frame({"type": "t" * (1024 * 1024 - 64), "id": request_id}))
+    (unknown,) = drain(server)
+    assert isinstance(unknown, BadRequest) and unknown.error.code == "UNKNOWN_TYPE"
+    assert len(unknown.error.message) < 200
+    client.receive_data(server.send_failure(unknown.id, unknown.error))
+    (failure,) = drain(client)
+    assert failure.error.code == "UNKNOWN_TYPE" and "t" * 64 + "…" in failure.error.message
+
+
+def test_an_invite_with_bytes_that_are_not_utf8_is_refused_by_name():
+    """Found by tests/fuzz/atheris_frames.py: an argument holding bytes that are not UTF-8 reaches
+    Python with surrogates; its invite parsed, then could be neither printed nor sent
+    (UnicodeEncodeError instead of a Corridor error)."""
+    pasted = b"corridor://h:1/enroll?token=a\xebb&ca=sha256:" + b"0" * 64
+    with pytest.raises(RequestError, match="not UTF-8") as info:
+        parse_invite(pasted.decode("utf-8", "surrogateescape"))
+    assert info.value.code == "BAD_MESSAGE"
