@@ -15,6 +15,7 @@ import re
 import select
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -192,15 +193,17 @@ class WireClient:
 
 
 @asynccontextmanager
-async def open_wire_client(profile: Profile) -> AsyncIterator[WireClient]:
+async def open_wire_client(profile: Profile, context: ssl.SSLContext | None = None) -> AsyncIterator[WireClient]:
     """Connect, say hello and log in with the profile's device token.
 
     TLS (1.3, verified against the pinned CA) runs on the server's `TLSSocketStream`, whose
     records cost less CPU than trio's SSLStream, so that one generator core can load the server.
+    `context` (from `client_context(profile.ca_pem())`) lets thousands of connections share one
+    client context instead of building one each; without it each connection builds its own.
     """
     cred = profile.credential()
     tcp = await trio.open_tcp_stream(cred.host, cred.port)
-    stream = TLSSocketStream.wrap(tcp, client_context(profile.ca_pem()), server_hostname=cred.tls_host)
+    stream = TLSSocketStream.wrap(tcp, context or client_context(profile.ca_pem()), server_hostname=cred.tls_host)
     await stream.do_handshake()
     async with running(stream) as channel:
         await channel.handshake()
@@ -287,6 +290,45 @@ def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, server_pid: int, acked: i
     }
 
 
+def cpu_percentages(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """Server, generator and everything else on the machine over a window, in % of one core
+    (for benchmarks whose unit is not a message; `cpu_usage` adds the per-message figures)."""
+    wall = max(after.wall - before.wall, 1e-9)
+    server = after.server - before.server
+    generator = after.generator - before.generator
+    return {
+        "server_cpu_pct": round(100 * server / wall, 1),
+        "generator_cpu_pct": round(100 * generator / wall, 1),
+        "other_cpu_pct": max(0.0, round(100 * (after.machine - before.machine - server - generator) / wall, 1)),
+    }
+
+
+def process_memory_kib(pid: int) -> dict[str, int]:
+    """Memory of a process in KiB: VmRSS, RssAnon and VmHWM from /proc/PID/status, and Pss,
+    Pss_Anon and Private_Dirty from /proc/PID/smaps_rollup (when the kernel has it)."""
+    memory: dict[str, int] = {}
+    wanted = {"VmRSS": "rss", "RssAnon": "rss_anon", "VmHWM": "rss_peak"}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in wanted:
+            memory[wanted[key]] = int(value.split()[0])
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return memory
+    wanted = {"Pss": "pss", "Pss_Anon": "pss_anon", "Private_Dirty": "private_dirty"}
+    for line in rollup:
+        key, _, value = line.partition(":")
+        if key in wanted:
+            memory[wanted[key]] = int(value.split()[0])
+    return memory
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors the process has open (sockets included)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of a non-empty ascending list."""
     rank = max(1, math.ceil(q * len(sorted_values)))
@@ -294,13 +336,12 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 def latency_summary(latencies: list[float]) -> dict[str, float | int | None]:
-    """p50/p90/p99/max/mean in ms (None when there are no samples: JSON has no NaN)."""
+    """p50/p90/p99/p99.9/max/mean in ms (None when there are no samples: JSON has no NaN)."""
     latencies = sorted(latencies)
+    quantiles = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99_9", 0.999))
     if not latencies:
-        return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None, "samples": 0}
-    summary: dict[str, float | int | None] = {
-        name: round(_percentile(latencies, q), 2) for name, q in (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
-    }
+        return {**{name: None for name, _ in quantiles}, "max": None, "mean": None, "samples": 0}
+    summary: dict[str, float | int | None] = {name: round(_percentile(latencies, q), 2) for name, q in quantiles}
     summary.update(max=round(latencies[-1], 2), mean=round(sum(latencies) / len(latencies), 2), samples=len(latencies))
     return summary
 

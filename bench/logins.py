@@ -23,11 +23,16 @@ from pathlib import Path
 import trio
 from harness import CpuSnapshot, ServerProcess, enroll_all, latency_summary, open_wire_client, run_against_server, start_profilers
 
+from corridor.client.tls import client_context
+
 
 async def measure(args: argparse.Namespace, work: Path, server: ServerProcess) -> dict:
     opened = []
     try:
         profiles = await enroll_all(work / "data", work / "profiles", [f"u{i:04d}" for i in range(args.users)], 4, opened)
+        # One client context for all workers, as a real client builds one per process: a context
+        # per login (loading the CA each time) cost the generator more than the handshake.
+        context = client_context(profiles[0].ca_pem())
         latencies: list[float] = []
         counting = False
         failures = 0
@@ -38,7 +43,7 @@ async def measure(args: argparse.Namespace, work: Path, server: ServerProcess) -
             while True:
                 started = time.perf_counter()
                 try:
-                    async with open_wire_client(profile):
+                    async with open_wire_client(profile, context):
                         pass
                 except Exception:  # any failure is counted in the window, never hidden
                     failures += counting
