@@ -1,11 +1,13 @@
 """Storage promises on real SQLite files: group commit, isolated failures, migrations, archive chain."""
 
 import sqlite3
+import threading
 
 import msgpack
 import pytest
 import trio
 
+from corridor.protocol.errors import ServerUnavailable
 from corridor.server.app import MIGRATIONS, open_database
 from corridor.server.config import load_config
 from corridor.server.features.archive.store import append_txn
@@ -139,3 +141,62 @@ def test_a_format_1_archive_is_rechained_as_format_2_and_indexed(tmp_path):
     hits = db.write_now(lambda c: select(c, Selection(match=match_expression("合同")), newest_first=True).fetchall())
     assert [h[0] for h in hits] == [1]
     db.close()
+
+
+async def _stop_during_a_read(tmp_path, then_write) -> list[str]:
+    """A chore reads (in a worker thread) and then writes; the committer and the chore are
+    cancelled together while the read is still running, as when the server stops. Returns what
+    the chore's write came to."""
+    database = Database(tmp_path / "stop.sqlite")
+    database.write_now(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+    reading, release = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    def slow_read(conn):
+        reading.set()
+        release.wait(10)
+        return conn.execute("SELECT count(*) FROM t").fetchone()[0]
+
+    async def chore():
+        await database.read(slow_read)  # a worker thread is not abandoned: this returns after the cancel
+        try:
+            await then_write(database)
+            outcome.append("stored")
+        except trio.Cancelled:
+            outcome.append("cancelled")
+            raise
+        except ServerUnavailable as exc:
+            outcome.append(exc.code)
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(database.run_committer)
+            nursery.start_soon(chore)
+            while not reading.is_set():
+                await trio.sleep(0.01)
+            threading.Timer(0.3, release.set).start()  # the read ends after the committer's last round
+            nursery.cancel_scope.cancel()
+    database.close()
+    with sqlite3.connect(tmp_path / "stop.sqlite") as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    return outcome
+
+
+@pytest.mark.timeout(60)  # before the fix the chore waited for a commit forever
+async def test_a_chore_cancelled_during_its_read_does_not_wait_forever_for_its_write(tmp_path):
+    """Found as a hang of the server's shutdown (and of a test's teardown): the archive indexer's
+    write, queued after the committer had made its last commit."""
+
+    async def write(database):
+        await database.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+
+    assert await _stop_during_a_read(tmp_path, write) == ["cancelled"]
+
+
+@pytest.mark.timeout(60)
+async def test_a_shielded_write_after_the_committer_stopped_is_refused(tmp_path):
+    async def write(database):
+        with trio.CancelScope(shield=True):
+            await database.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+
+    assert await _stop_during_a_read(tmp_path, write) == ["SHUTTING_DOWN"]

@@ -77,13 +77,22 @@ class Database:
         self._queue: list[_Write] = []
         self._wakeup = trio.Event()
         self._closed = False
+        self._stopped = False  # the committer ran and ended: no commit will come
         self.commits = 0
         self.writes = 0
 
     async def write(self, fn: Callable[[sqlite3.Connection], Any], after_commit: Callable[[Any], None] | None = None) -> Any:
-        """Run `fn(conn)` in the next group commit; returns its result once it is durable."""
+        """Run `fn(conn)` in the next group commit; returns its result once it is durable.
+
+        A caller already cancelled gets Cancelled here, with nothing queued; once the committer
+        has stopped, writes are refused with SHUTTING_DOWN. Either way it never waits for a
+        commit that cannot come (a chore whose read finished as the server stopped used to
+        queue a write after the committer's last round, and wait for it forever)."""
         if self._closed:
             raise RuntimeError("database is closed")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._stopped:
+            raise make_error("SHUTTING_DOWN", "the server is stopping: nothing was stored")
         item = _Write(fn, after_commit)
         self._queue.append(item)
         self._wakeup.set()
@@ -114,6 +123,7 @@ class Database:
             with trio.CancelScope(shield=True):
                 while self._queue:
                     await self._commit_queued()
+            self._stopped = True  # no await since the last look at the queue: nothing is left in it
 
     async def _commit_queued(self) -> None:
         batch, self._queue = self._queue, []
