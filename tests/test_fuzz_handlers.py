@@ -18,7 +18,7 @@ and hypothesis runs in a worker thread (`trio.to_thread`); each example crosses 
 test's trio loop with `trio.from_thread.run()` to use the long-lived connection.
 
     .venv/bin/python -m pytest -q tests/test_fuzz_handlers.py                      # CI: 4 examples per type and actor
-    CORRIDOR_FUZZ_EXAMPLES=1000 .venv/bin/python -m pytest -q tests/test_fuzz_handlers.py   # the full run
+    CORRIDOR_FUZZ_EXAMPLES=100 .venv/bin/python -m pytest -q -p no:timeout tests/test_fuzz_handlers.py   # the full run (4 min)
     CORRIDOR_FUZZ_SEED=<seed> …                                                     # replay a failure
 
 The CI run has a fixed seed; a full run picks one and prints it, and every failure carries a
