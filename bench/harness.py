@@ -211,6 +211,16 @@ async def open_wire_client(profile: Profile, context: ssl.SSLContext | None = No
         yield WireClient(channel)
 
 
+def pin_generator(taskset: bool | None) -> bool:
+    """Decide `--taskset` (by default: on where taskset exists and there are two CPUs or more)
+    and, if on, move this process, the load generator, to CPU 1 now; the server is then started
+    on CPU 0 (`cpu=0`). Returns the decision."""
+    pin = taskset if taskset is not None else bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2
+    if pin:
+        os.sched_setaffinity(0, {1})
+    return pin
+
+
 def py_spy_path() -> str | None:
     """The py-spy executable: on PATH or next to this Python (`pip install py-spy`)."""
     beside = Path(sys.executable).parent / "py-spy"

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from harness import (
     log,
     open_fds,
     open_wire_client,
+    pin_generator,
     process_memory_kib,
     run_against_server,
 )
@@ -309,9 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.users <= 2000 or not 1 <= args.connections <= 18_000 or args.rounds < 1:
         parser.error("--users must be 1-2000, --connections 1-18000 (descriptor limits), --rounds at least 1")
-    args.pin = args.taskset if args.taskset is not None else bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2
-    if args.pin:
-        os.sched_setaffinity(0, {1})
+    args.pin = pin_generator(args.taskset)
     timeout = args.timeout or 300 + args.users * 1.0 + args.rounds * (2 * args.open_timeout + 2 * args.settle)
     return run_against_server(
         "corridor-bench-idle-",

@@ -66,7 +66,6 @@ import gc
 import math
 import os
 import platform
-import shutil
 import signal
 import sys
 import time
@@ -86,6 +85,7 @@ from harness import (
     latency_summary,
     log,
     open_wire_client,
+    pin_generator,
     run_against_server,
 )
 
@@ -532,9 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or args.warmup < 0 or args.rate <= 0:
         parser.error("--seconds and --rate must be positive, --warmup not negative")
     args.rates = args.rates or [args.rate]
-    args.pin = args.taskset if args.taskset is not None else bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2
-    if args.pin:
-        os.sched_setaffinity(0, {1})
+    args.pin = pin_generator(args.taskset)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the server and the temp dir go too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     per_run = args.warmup + args.seconds + args.drain_timeout + 15

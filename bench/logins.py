@@ -14,14 +14,21 @@ One JSON object goes to stdout (and `--out`), progress to stderr.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import trio
-from harness import CpuSnapshot, ServerProcess, enroll_all, latency_summary, open_wire_client, run_against_server, start_profilers
+from harness import (
+    CpuSnapshot,
+    ServerProcess,
+    enroll_all,
+    latency_summary,
+    open_wire_client,
+    pin_generator,
+    run_against_server,
+    start_profilers,
+)
 
 from corridor.client.tls import client_context
 
@@ -111,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.users <= 1000 or not 1 <= args.in_flight <= 1000:
         parser.error("--users and --in-flight must be 1-1000")
-    pin = args.taskset if args.taskset is not None else bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2
-    if pin:
-        os.sched_setaffinity(0, {1})
+    pin = pin_generator(args.taskset)
     return run_against_server(
         "corridor-bench-logins-",
         lambda work, server: measure(args, work, server),

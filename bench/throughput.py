@@ -64,6 +64,7 @@ from harness import (
     latency_summary,
     log,
     open_wire_client,
+    pin_generator,
     py_spy_path,
     start_profilers,
     watchdog,
@@ -346,9 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.py_spy and py_spy_path() is None:
         raise SystemExit("--py-spy needs py-spy: .venv/bin/pip install py-spy")
     cpus = os.cpu_count() or 1
-    pin = args.taskset if args.taskset is not None else bool(shutil.which("taskset")) and cpus >= 2
-    if pin:
-        os.sched_setaffinity(0, {1})
+    pin = pin_generator(args.taskset)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the server and the temp dirs go too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     hard_timeout = args.timeout or (120 + args.clients * 0.5 + args.warmup + args.seconds + args.drain_timeout)
