@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
@@ -93,6 +93,7 @@ class Client:
         connect_timeout: float = 10.0,
         ping_interval: float = 60.0,
         backoff: tuple[float, float] = (0.1, 5.0),
+        on_link: Callable[[bool, str], None] | None = None,
     ):
         self.profile = profile
         self.credential: Credential = profile.credential()
@@ -103,6 +104,9 @@ class Client:
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
         self.backoff = backoff
+        # Told (True, "") when a connection is logged in and (False, why) when it drops or a
+        # reconnect fails: what a window shows as its connection state.
+        self.on_link = on_link or (lambda up, why: None)
         self.login: LoginResult | None = None
         self.connects = 0
         self._channel: Channel | None = None
@@ -190,12 +194,15 @@ class Client:
                     # The server ended the session for good (ACCOUNT_DISABLED): reconnecting
                     # would only be refused, and the reason would be lost as LOGIN_FAILED.
                     raise channel.error
-                log.info("disconnected: %s", channel.error.message if channel.error else "closed")
+                why = channel.error.message if channel.error else "closed"
+                log.info("disconnected: %s", why)
+                self.on_link(False, why)
             except CorridorError as exc:
                 if first or exc.code in FATAL:
                     self._give_up(exc)
                     raise
                 log.info("reconnect failed (%s); retrying in about %.2f s", exc.message, delay)
+                self.on_link(False, exc.message)
                 delay = min(delay * 2, self.backoff[1])
             # Jitter spreads a whole office's reconnects after a server restart.
             await trio.sleep(delay * random.uniform(0.5, 1.0))
@@ -213,6 +220,7 @@ class Client:
         self.connects += 1
         self._channel = channel
         self._connected.set()
+        self.on_link(True, "")
         try:
             await self._resend_outbox(channel)
             if self.receive:

@@ -20,29 +20,39 @@ from .tls import ca_fingerprint
 from .transport import open_tls, running
 
 
-async def enroll(profile: Profile, invite_text: str, password: str, device_name: str, timeout: float = 10.0) -> LoginResult:
-    """Enroll this profile with the server named in the invite."""
+async def enroll(
+    profile: Profile,
+    invite_text: str,
+    password: str,
+    device_name: str,
+    timeout: float = 10.0,
+    address: tuple[str, int] | None = None,
+) -> LoginResult:
+    """Enroll this profile with the server named in the invite (reached at `address` instead,
+    when given: one found on the LAN; it must still prove to be the invite's host, with the
+    invite's CA)."""
     invite = parse_invite(invite_text)
+    host, port = address or (invite.host, invite.port)
     try:
-        stream = await open_tls(invite.host, invite.port, None, invite.host, timeout)
+        stream = await open_tls(host, port, None, invite.host, timeout)
         async with running(stream) as probe:
             with trio.fail_after(timeout):
                 hello = await probe.handshake()
         if not hello.ca or ca_fingerprint(hello.ca) != invite.ca_sha256:
             raise make_error(
                 "UNTRUSTED_SERVER",
-                f"{invite.host}:{invite.port} does not hold the CA named in the invite (sha256:{invite.ca_sha256})",
+                f"{host}:{port} does not hold the CA named in the invite (sha256:{invite.ca_sha256})",
             )
-        stream = await open_tls(invite.host, invite.port, hello.ca, invite.host, timeout)
+        stream = await open_tls(host, port, hello.ca, invite.host, timeout)
         async with running(stream) as channel:
             with trio.fail_after(timeout):
                 await channel.handshake()
                 result = await channel.request(Enroll(token=invite.token, password=password, device_name=device_name))
     except trio.TooSlowError:
-        raise make_error("CONNECTION_LOST", f"{invite.host}:{invite.port} did not answer within {timeout:g} s") from None
+        raise make_error("CONNECTION_LOST", f"{host}:{port} did not answer within {timeout:g} s") from None
     credential = Credential(
-        host=invite.host,
-        port=invite.port,
+        host=host,
+        port=port,
         tls_host=invite.host,
         org=hello.org,
         user=result.user,

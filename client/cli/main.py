@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from . import admin, audit, commands, devices, directory, files, groups, notices, reading, recall, server_status, status
+from . import admin, audit, commands, desktop, devices, directory, files, groups, notices, reading, recall, server_status, status
 
 # name → (module with main(argv) -> int, one-line help)
 SERVER_COMMANDS = {
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.register(sub)
     admin.register(sub)
     audit.register(sub)
+    desktop.register(sub)
     return parser
 
 
