@@ -97,6 +97,22 @@ def enroll_through_dialog(qtbot, desktop: Desktop, invite: str) -> None:
     qtbot.waitUntil(lambda: desktop.window is not None, timeout=WAIT_MS)
 
 
+def save_screenshot(window, tmp_path: Path) -> None:
+    """The main window with this real conversation, as the README shows it: saved for every
+    run, and into $CORRIDOR_SCREENSHOTS (docs/images) when set, which is how the committed
+    picture was made."""
+    window.tabs.setCurrentIndex(0)
+    QApplication.processEvents()
+    image = window.grab().toImage()
+    assert image.width() >= 900 and not image.isNull()
+    targets = [tmp_path / "desktop.png"]
+    if os.environ.get("CORRIDOR_SCREENSHOTS"):
+        targets.append(Path(os.environ["CORRIDOR_SCREENSHOTS"]) / "desktop.png")
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        assert image.save(str(target)), target
+
+
 def online(desktop: Desktop) -> bool:
     return desktop.window is not None and desktop.window.connection.property("state") == "online"
 
@@ -142,6 +158,7 @@ def test_enroll_chat_unread_and_survive_a_restart(qtbot, office, tmp_path):
         cli(office["alice"], "send", "bob", "好的 12点见")
         qtbot.waitUntil(lambda: view.messages.count() == 2, timeout=WAIT_MS)
         assert texts(view)[1].startswith("王丽") and texts(view)[1].endswith("好的 12点见")
+        save_screenshot(window, tmp_path)
 
         # carol writes while bob looks at alice's chat: an unread badge, cleared by opening it.
         cli(office["carol"], "send", "bob", "Standup moved to 10:30")

@@ -26,6 +26,7 @@ from .icons import app_icon
 from .local_store import LocalStore
 from .main_window import MainWindow
 from .session import Session
+from .style import STYLE_SHEET
 
 log = logging.getLogger("corridor.desktop")
 
@@ -61,6 +62,7 @@ class Desktop(QObject):
         called when the desktop has ended (window closed, or enrollment cancelled)."""
         app = QApplication.instance()
         app.setWindowIcon(app_icon())
+        app.setStyleSheet(STYLE_SHEET)
         app.setQuitOnLastWindowClosed(False)  # trio ends first, then it quits Qt (_finished)
         self.language = i18n.install(self.store.setting("language"))
         self._done = done or (lambda: None)
