@@ -88,7 +88,10 @@ def enroll_through_dialog(qtbot, desktop: Desktop, invite: str) -> None:
     dialog = desktop.enroll_dialog
     # The first run finds the company's server on the LAN by mDNS and recognises it.
     port = invite.split("/")[2].rpartition(":")[2]
-    qtbot.waitUntil(lambda: any(f"Example Ltd — 127.0.0.1:{port}" in dialog.servers.item(i).text() for i in range(dialog.servers.count())), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: any(f"Example Ltd — 127.0.0.1:{port}" in dialog.servers.item(i).text() for i in range(dialog.servers.count())),
+        timeout=WAIT_MS,
+    )
     qtbot.keyClicks(dialog.invite, invite)
     qtbot.waitUntil(lambda: "matches the invite" in (dialog.servers.currentItem() or dialog.invite).text(), timeout=WAIT_MS)
     qtbot.keyClicks(dialog.password, PASSWORD)
@@ -166,7 +169,9 @@ def test_enroll_chat_unread_and_survive_a_restart(qtbot, office, tmp_path):
         assert "(1)" in window.tabs.tabText(0) and window.tray.unread == 1
         assert window.tray.last_notification == ("Carol Chen", "Carol Chen: Standup moved to 10:30")
         window.tabs.setCurrentIndex(0)
-        item = next(window.recent.item(r) for r in range(window.recent.count()) if window.recent.item(r).text().startswith("Carol"))
+        item = next(
+            window.recent.item(r) for r in range(window.recent.count()) if window.recent.item(r).text().startswith("Carol")
+        )
         window.recent.chosen.emit(item.data(Qt.ItemDataRole.UserRole))
         qtbot.waitUntil(lambda: window.recent.unread("carol") == 0, timeout=WAIT_MS)
         assert window.tray.unread == 0 and "(" not in window.tabs.tabText(0)
