@@ -2,7 +2,7 @@
 the user chose one (Settings → Language, kept in the profile).
 
 The texts are Qt translation files: `translations/corridor_zh_CN.ts` is the source translators
-edit (with Qt Linguist), `corridor_zh_CN.qm` the compiled file loaded here; `docs/desktop.md`
+edit (with Qt Linguist), `corridor_zh_CN.qm` the compiled file loaded here; `translations/README.md`
 says how to refresh both. Qt's own strings (standard buttons) come from the translations
 PySide6 ships."""
 
