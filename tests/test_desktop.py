@@ -39,6 +39,7 @@ def office(tmp_path: Path):
     init = run("init", str(data), "--org", "Example Ltd", "--listen", f"127.0.0.1:{port}", "--json")
     assert init.returncode == 0, init.stderr
     server = RunningServer(data)
+    servers = [server]
     try:
         department = admin(data, "department", "add", "工程部")["id"]
         alice = employee(data, tmp_path, "alice", "王丽")
@@ -46,9 +47,10 @@ def office(tmp_path: Path):
         invite = admin(data, "user", "add", "bob", "--name", "李波")["invite"]
         for user in ("alice", "bob", "carol"):
             admin(data, "user", "set", user, "--department", str(department), "--title", "Engineer")
-        yield {"data": data, "server": [server], "alice": alice, "carol": carol, "invite": invite}
+        yield {"data": data, "server": servers, "alice": alice, "carol": carol, "invite": invite}
     finally:
-        server.kill()
+        for running in {server, *servers}:
+            running.kill()  # also the one the test restarted
 
 
 def cli(profile: str, *args: str) -> list[dict]:

@@ -72,6 +72,7 @@ class ChatView(QWidget):
         self._pending: dict[str, QListWidgetItem] = {}
         self._complete = False  # the oldest message has been loaded
         self._loading = False
+        self._asked = False  # a page of history has been asked for
         self._last_typing = 0.0
         self.setAcceptDrops(True)
 
@@ -262,6 +263,8 @@ class ChatView(QWidget):
         for message in messages:
             self.add(message)
         # Older messages go above what the reader is looking at, which must stay where it was.
+        # The list lays out its new rows later, so the scroll range is stale until it is told to.
+        self.messages.doItemsLayout()
         bar = self.messages.verticalScrollBar()
         bar.setValue(bar.maximum() - keep)
 
@@ -269,8 +272,12 @@ class ChatView(QWidget):
         """Ask for the page before the oldest message shown."""
         if self._complete or self._loading:
             return
-        self._loading = True
+        self._loading = self._asked = True
         self.older_wanted.emit(self.target, self._seqs[0] if self._seqs else 0)
+
+    def history_asked(self) -> bool:
+        """Whether history has been asked for: messages that arrived live are not all of it."""
+        return self._asked
 
     def _scrolled(self, value: int) -> None:
         if value == self.messages.verticalScrollBar().minimum():

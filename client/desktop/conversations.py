@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from PySide6.QtCore import Qt, Signal
@@ -67,6 +68,16 @@ class RecentList(QListWidget):
         if target in self._items:
             self._items[target].setData(UNREAD, unread)
             self._render(target)
+
+    def rename(self, target: str, title: str) -> Recent | None:
+        """Give a conversation its current title; returns it so updated, or None when the list
+        does not have it or the title was already right."""
+        recent = self._recent.get(target)
+        if recent is None or recent.title == title:
+            return None
+        self._recent[target] = dataclasses.replace(recent, title=title)
+        self._render(target)
+        return self._recent[target]
 
     def unread(self, target: str) -> int:
         """The badge a conversation shows."""

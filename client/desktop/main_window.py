@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self._unread_notices = 0
         self._my_status = "online"
         self._quiet_active = False
+        self._groups_asked = False  # my groups were asked for again and have not come yet
         self.setObjectName("main_window")
         self.resize(1000, 680)
 
@@ -194,7 +195,9 @@ class MainWindow(QMainWindow):
 
     def _logged_in(self, login) -> None:
         self.names[self.me] = login.display_name
-        self.session.notices(lambda result: [self._notice(n, notify=False) for n in reversed(result.notices)])
+        # Only the read ones: the unread ones come as events (the library sends them on each
+        # connection), and this answer can overtake a live notice, which must still pop up.
+        self.session.notices(lambda result: [self._notice(n, notify=False) for n in reversed(result.notices) if n.read])
         self.session.quiet_hours(self._quiet_state)
         if self._my_status != "online":
             self.session.set_presence(self._my_status)
@@ -237,7 +240,9 @@ class MainWindow(QMainWindow):
         """Show a conversation (loading its latest messages) and mark it read."""
         view = self.view(target)
         self.stack.setCurrentWidget(view)
-        if view.last_seq() == 0:
+        if not view.history_asked():
+            # Even with messages that came live: the conversation's earlier ones are not shown
+            # yet, and a list too short to scroll would never ask for them.
             view.want_older()
         elif not is_group(target) and view.last_own_seq():
             self._ask_receipts(view)
@@ -274,6 +279,9 @@ class MainWindow(QMainWindow):
 
     def _message(self, event: MessageEvent) -> None:
         target = self._target_of(event)
+        if is_group(target) and group_id(target) not in self.groups and not self._groups_asked:
+            self._groups_asked = True  # once until the answer, however many of its messages come
+            self.session.groups()  # a group I was added to since connecting: learn its name
         view = self.view(target)
         view.add(event)
         self._pending.pop(event.msg_id, None)
@@ -333,11 +341,15 @@ class MainWindow(QMainWindow):
             self.views[target].peer_read_up_to(event.seq)
 
     def _groups(self, result) -> None:
+        self._groups_asked = False
         for group in result.groups:
             self.groups[group.id] = group.name
             target = group_target(group.id)
             if target in self.views:
                 self.views[target].title.setText(f"<b>{group.name}</b>")
+            renamed = self.recent.rename(target, group.name)
+            if renamed is not None:
+                self.store.touch(renamed)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -364,6 +376,7 @@ class MainWindow(QMainWindow):
         target = self._pending.pop(msg_id, None)
         if target in self.views:
             self.views[target].set_mark(msg_id, "failed", why)
+            self.views[target].progress.hide()  # a file that failed half-way sends no more progress
         self.statusBar().showMessage(why, 10_000)
 
     def _progress(self, msg_id: str, done: int, total: int) -> None:

@@ -32,6 +32,8 @@ class OrgTreeView(QWidget):
         self.status: dict[str, str] = {}
         self._items: dict[str, list[QTreeWidgetItem]] = defaultdict(list)
         self._people: list[Person] = []
+        self._shown_for = ""  # the query the results shown answer
+        self._open_first = False  # Enter came before the answer: open its first match
 
         self.search = QLineEdit()
         self.search.setObjectName("search")
@@ -110,8 +112,12 @@ class OrgTreeView(QWidget):
         for person in people:
             if person.active:
                 self._person_item(person, self.results)
+        self._shown_for = self.search.text().strip()
+        open_first, self._open_first = self._open_first, False
         if self.results.topLevelItemCount():
             self.results.setCurrentItem(self.results.topLevelItem(0))
+            if open_first:
+                self._activated(self.results.topLevelItem(0))
 
     def local_search(self, query: str) -> list[Person]:
         """Offline search in the copy: name, username or title containing the query."""
@@ -120,6 +126,7 @@ class OrgTreeView(QWidget):
 
     def _typed(self, text: str) -> None:
         searching = bool(text.strip())
+        self._open_first = False
         self.tree.setVisible(not searching)
         self.results.setVisible(searching)
         if searching:
@@ -127,9 +134,12 @@ class OrgTreeView(QWidget):
 
     def _enter(self) -> None:
         item = self.results.currentItem()
-        if item is not None:
+        if item is not None and self._shown_for == self.search.text().strip():
             self._activated(item)
         else:
+            # Typed and Enter at once, as a fast typist does: open the first match when the
+            # answer comes, instead of making them press Enter again (or opening a stale one).
+            self._open_first = True
             self._timer.stop()
             self.search_wanted.emit(self.search.text().strip())
 

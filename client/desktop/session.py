@@ -234,6 +234,16 @@ class Session(QObject):
                 self.failed.emit(msg_id, getattr(exc, "message", None) or str(exc))
                 return
             self.sent.emit(msg_id, result)
+            # The server does not echo a message to the connection that sent it, and the library
+            # puts only its own text sends into the event stream: without this the window would
+            # show the file as a pending line (no size, no thumbnail) until the next sync.
+            try:
+                stored = await self._history(target, result.seq + 1, 1)
+            except CorridorError:
+                return  # the next sync brings it
+            for message in stored.messages:
+                if message.msg_id == msg_id:
+                    self.message.emit(message)
 
         self.tasks.start(transfer)
         return msg_id
@@ -251,13 +261,13 @@ class Session(QObject):
     def history(self, target: str, before: int | None, on_result: Callable[[object], None], limit: int = 50) -> None:
         """Load the messages of a conversation before `before` (the latest when None)."""
 
-        async def load() -> object:
-            client = self._client()
-            if is_group(target):
-                return await client.request(GroupHistory(group=group_id(target), before=before, limit=limit))
-            return await client.history(target, before=before, limit=limit)
+        self.spawn(self._history, target, before, limit, on_result=on_result)
 
-        self.spawn(load, on_result=on_result)
+    async def _history(self, target: str, before: int | None, limit: int) -> object:
+        client = self._client()
+        if is_group(target):
+            return await client.request(GroupHistory(group=group_id(target), before=before, limit=limit))
+        return await client.history(target, before=before, limit=limit)
 
     def mark_read(self, conversation: int, seq: int) -> None:
         """Tell the server (and so my other devices and a 1:1 peer) that I read up to `seq`."""
@@ -319,6 +329,10 @@ class Session(QObject):
     def group_info(self, group: int, on_result: Callable[[object], None]) -> None:
         """A group's name, announcement and members (GroupInfo)."""
         self.request(GroupGet(group=group), on_result)
+
+    def groups(self) -> None:
+        """Ask for my groups again (`groups_changed` brings them): one I was just added to."""
+        self.request(GroupList(), self.groups_changed.emit)
 
     def notices(self, on_result: Callable[[object], None]) -> None:
         """The broadcast notices inbox, the latest first."""
