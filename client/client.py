@@ -29,12 +29,14 @@ import trio
 from corridor.protocol.errors import CorridorError, make_error, single_exception
 from corridor.protocol.messages import (
     Cursor,
+    DeliveredMark,
     Event,
     GroupSend,
     History,
     HistoryResult,
     Login,
     LoginResult,
+    MarkDelivered,
     MessageEvent,
     NoticeEvent,
     NoticeInbox,
@@ -68,6 +70,9 @@ FATAL = frozenset({"LOGIN_FAILED", "UNTRUSTED_SERVER", "UNSUPPORTED_VERSION", "N
 SYNC_PAGE = 500
 DISCOVERY_SECONDS = 2.0
 APP_BUFFER = 1000
+DELIVERED_BATCH = 0.2  # seconds: messages handed over meanwhile are reported in one request
+DELIVERED_MAX_MARKS = 1000
+FLUSH_SECONDS = 1.0
 
 
 GROUP_PREFIX = "#"
@@ -115,6 +120,8 @@ class Client:
         self._queued = profile.cursors()
         self._app_send, self._app_receive = trio.open_memory_channel[Event](APP_BUFFER)
         self._notices_seen: set[int] = set()
+        self._delivered: dict[int, int] = {}  # conversation → last message from others handed over
+        self._delivered_waiting = trio.Event()
 
     @classmethod
     @asynccontextmanager
@@ -124,9 +131,12 @@ class Client:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(client._supervise)
+                if client.receive:
+                    nursery.start_soon(client._report_delivered)
                 try:
                     yield client
                 finally:
+                    await client._flush_delivered()
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             # Giving up, the supervisor raises the fatal error and so do the application's
@@ -412,9 +422,47 @@ class Client:
         async for event in self._app_receive:
             if isinstance(event, MessageEvent):
                 self.profile.advance_cursor(event.conversation, event.seq)
+                # 1:1 only: in a group nobody is shown it, and it would cost the server a write
+                # per member for every message.
+                if event.recipient and event.sender != self.credential.user:
+                    self._delivered[event.conversation] = event.seq
+                    self._delivered_waiting.set()
             yield event
         if self._fatal is not None:
             raise self._fatal
+
+    def _take_delivered(self) -> list[MarkDelivered]:
+        marks = [DeliveredMark(conversation=c, seq=s) for c, s in self._delivered.items()]
+        self._delivered = {}
+        self._delivered_waiting = trio.Event()
+        return [MarkDelivered(marks=tuple(marks[i : i + DELIVERED_MAX_MARKS])) for i in range(0, len(marks), DELIVERED_MAX_MARKS)]
+
+    async def _report_delivered(self) -> None:
+        """Tell the server, in batches, up to which message of each conversation this device has
+        handed to the application: the sender of a 1:1 message then sees it delivered."""
+        while True:
+            await self._delivered_waiting.wait()
+            await trio.sleep(DELIVERED_BATCH)
+            for request in self._take_delivered():
+                try:
+                    await self.request(request)
+                except CorridorError as exc:
+                    if self._fatal is not None:
+                        return
+                    log.info("delivered marks not sent: %s", exc.message)  # a mark, not a message: no loss
+
+    async def _flush_delivered(self) -> None:
+        """On close, report what the last batch would have (briefly, even while cancelled)."""
+        channel = self._channel
+        if not self._delivered or channel is None:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(FLUSH_SECONDS):
+            for request in self._take_delivered():
+                try:
+                    await channel.request(request)
+                except CorridorError as exc:
+                    log.info("delivered marks not sent: %s", exc.message)
+                    return
 
     # -- other requests --------------------------------------------------------------------
 

@@ -758,6 +758,24 @@ class MarkRead(Request):
 
 
 @dataclass(frozen=True)
+class DeliveredMark(Record):
+    conversation: Annotated[int, Bound(min=1, max=2**62)]
+    seq: Seq
+
+
+@dataclass(frozen=True)
+class MarkDelivered(Request):
+    """A device of mine has received these conversations up to these messages and shown them
+    to me (marks only move forward). In a 1:1 conversation the other person hears it: their
+    message is delivered, not yet read. Client libraries send it in batches."""
+
+    TYPE = "mark_delivered"
+    IDEMPOTENT = True
+    RESULT = Empty
+    marks: Annotated[tuple[DeliveredMark, ...], Bound(max_items=1000)]
+
+
+@dataclass(frozen=True)
 class UnreadCount(Record):
     conversation: int
     unread: int
@@ -783,6 +801,7 @@ class Unread(Request):
 class ReadReceiptsResult(Record):
     read: Annotated[tuple[str, ...], Bound(max_items=5000)]
     unread: Annotated[tuple[str, ...], Bound(max_items=5000)]
+    delivered: Annotated[tuple[str, ...], Bound(max_items=5000)] = ()  # of `unread`, those it reached
 
 
 @dataclass(frozen=True)
@@ -1198,6 +1217,17 @@ class NoticeEvent(NoticeInfo, Event):
 
 
 @dataclass(frozen=True)
+class DeliveredEvent(Event):
+    """`user` has received `conversation` up to `seq` on a device (sent to the other person of a
+    1:1 conversation)."""
+
+    TYPE = "delivered"
+    conversation: int
+    user: str
+    seq: int
+
+
+@dataclass(frozen=True)
 class NoticeReadEvent(Event):
     """To a notice's sender: one more recipient read it."""
 
@@ -1271,6 +1301,7 @@ REQUESTS: dict[str, type[Request]] = {
         GroupSend,
         GroupHistory,
         MarkRead,
+        MarkDelivered,
         Unread,
         ReadReceipts,
         Typing,
@@ -1289,5 +1320,6 @@ REQUESTS: dict[str, type[Request]] = {
     )
 }
 EVENTS: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (MessageEvent, PresenceEvent, ReadEvent, TypingEvent, NoticeEvent, NoticeReadEvent, ResyncEvent)
+    cls.TYPE: cls
+    for cls in (MessageEvent, PresenceEvent, ReadEvent, DeliveredEvent, TypingEvent, NoticeEvent, NoticeReadEvent, ResyncEvent)
 }

@@ -157,6 +157,10 @@ def test_enroll_chat_unread_and_survive_a_restart(qtbot, office, tmp_path):
         got = cli(office["alice"], "listen", "--count", "1", "--timeout", "15")
         assert [m["text"] for m in got if m.get("type") == "message"] == ["中午一起吃饭吗"]
 
+        # Her client had it (and said so): delivered, not yet read.
+        qtbot.waitUntil(lambda: view.messages.item(0).data(MARK) == "delivered", timeout=WAIT_MS)
+        assert texts(view)[0].endswith("✓✓ delivered")
+
         # alice reads it: bob's message shows read; her answer appears in the open chat.
         cli(office["alice"], "read", "mark", "bob")
         qtbot.waitUntil(lambda: view.messages.item(0).data(MARK) == "read", timeout=WAIT_MS)

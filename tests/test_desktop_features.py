@@ -9,6 +9,7 @@ conversation, an unread badge) is not what the next one checks."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -65,13 +66,17 @@ def office(tmp_path_factory):
         server.kill()
 
 
-def open_desktop(qtbot, office):
-    """bob's desktop, shown, active and online."""
+@contextlib.contextmanager
+def bobs_window(qtbot, office):
+    """bob's desktop window, shown, active and online; closed at the end."""
     desktop = start_desktop(qtbot, Path(office["bob"]))
-    qtbot.waitUntil(lambda: online(desktop), timeout=WAIT_MS)
-    desktop.window.activateWindow()
-    qtbot.waitUntil(lambda: desktop.window.isActiveWindow(), timeout=WAIT_MS)
-    return desktop
+    try:
+        qtbot.waitUntil(lambda: online(desktop), timeout=WAIT_MS)
+        desktop.window.activateWindow()
+        qtbot.waitUntil(lambda: desktop.window.isActiveWindow(), timeout=WAIT_MS)
+        yield desktop.window
+    finally:
+        stop_desktop(qtbot, desktop)
 
 
 def drop_files(view: ChatView, *paths: Path) -> None:
@@ -114,9 +119,7 @@ def test_a_dropped_file_is_sent_with_progress_and_an_image_shows_its_thumbnail(q
     picture = tmp_path / "img.png"
     Image.radial_gradient("L").resize((800, 600)).convert("RGB").save(picture)
 
-    desktop = open_desktop(qtbot, office)
-    try:
-        window = desktop.window
+    with bobs_window(qtbot, office) as window:
         window.open_conversation("alice")
         view = window.views["alice"]
         seen = []  # (value, visible) each time the bar moves
@@ -138,8 +141,6 @@ def test_a_dropped_file_is_sent_with_progress_and_an_image_shows_its_thumbnail(q
         qtbot.waitUntil(lambda: not view.messages.item(1).icon().isNull(), timeout=WAIT_MS)
         size = view.messages.item(1).icon().availableSizes()[0]
         assert max(size.width(), size.height()) <= 320 and size.width() > size.height()
-    finally:
-        stop_desktop(qtbot, desktop)
 
 
 def test_history_loads_as_you_scroll_up(qtbot, office):
@@ -148,9 +149,7 @@ def test_history_loads_as_you_scroll_up(qtbot, office):
     # bob read them on this device before (so they are not new to it): they come from history.
     cli(office["bob"], "listen", "--count", str(len(lines)), "--timeout", "20")
 
-    desktop = open_desktop(qtbot, office)
-    try:
-        window = desktop.window
+    with bobs_window(qtbot, office) as window:
         # One more arrives live before bob opens the chat: the ones before it still load.
         lines.append("note 071")
         cli(office["dave"], "send", "bob", lines[-1])
@@ -174,14 +173,10 @@ def test_history_loads_as_you_scroll_up(qtbot, office):
         bar.setValue(0)
         qtbot.wait(300)
         assert view.messages.count() == 71
-    finally:
-        stop_desktop(qtbot, desktop)
 
 
 def test_a_notice_is_announced_shown_and_read(qtbot, office):
-    desktop = open_desktop(qtbot, office)
-    try:
-        window = desktop.window
+    with bobs_window(qtbot, office) as window:
         before = window.notices.list.count()
         sent = cli(
             office["alice"],
@@ -207,14 +202,10 @@ def test_a_notice_is_announced_shown_and_read(qtbot, office):
             return any(n.get("id") == sent["id"] and n.get("read") for n in inbox)
 
         qtbot.waitUntil(read_by_bob, timeout=WAIT_MS)
-    finally:
-        stop_desktop(qtbot, desktop)
 
 
 def test_a_break_shows_to_others_and_silences_notifications(qtbot, office):
-    desktop = open_desktop(qtbot, office)
-    try:
-        window = desktop.window
+    with bobs_window(qtbot, office) as window:
         window.presence.activated.emit(window.presence.findData("break"))
         assert window.presence.currentData() == "break"
 
@@ -235,14 +226,10 @@ def test_a_break_shows_to_others_and_silences_notifications(qtbot, office):
         cli(office["erin"], "send", "bob", "fixed it")
         qtbot.waitUntil(lambda: window.tray.last_notification == ("Erin Eng", "Erin Eng: fixed it"), timeout=WAIT_MS)
         assert window.recent.unread("erin") == 3
-    finally:
-        stop_desktop(qtbot, desktop)
 
 
 def test_a_new_group_shows_by_name_with_its_info(qtbot, office):
-    desktop = open_desktop(qtbot, office)
-    try:
-        window = desktop.window
+    with bobs_window(qtbot, office) as window:
         group = cli(office["frank"], "group", "create", "Release crew", "--member", "bob", "--member", "carol")[0]
         cli(office["frank"], "group", "announce", str(group["id"]), "Freeze on Thursday")
         target = f"#{group['id']}"
@@ -269,14 +256,10 @@ def test_a_new_group_shows_by_name_with_its_info(qtbot, office):
         members = sorted(dialog.members.item(r).text() for r in range(dialog.members.count()))
         assert members == ["Carol Chen", "Frank Fu (owner)", "李波"]
         dialog.reject()
-    finally:
-        stop_desktop(qtbot, desktop)
 
 
 def test_the_keyboard_finds_a_colleague_and_lands_in_the_input(qtbot, office):
-    desktop = open_desktop(qtbot, office)
-    try:
-        window = desktop.window
+    with bobs_window(qtbot, office) as window:
         window.tabs.setCurrentIndex(0)
         qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
         assert window.tabs.currentIndex() == 1 and QApplication.focusWidget() is window.contacts.search
@@ -289,5 +272,3 @@ def test_the_keyboard_finds_a_colleague_and_lands_in_the_input(qtbot, office):
         qtbot.keyClicks(window.views["carol"].composer, "hello")
         qtbot.keyClick(window.views["carol"].composer, Qt.Key.Key_Return)
         qtbot.waitUntil(lambda: window.views["carol"].messages.item(0).data(MARK) == "sent", timeout=WAIT_MS)
-    finally:
-        stop_desktop(qtbot, desktop)

@@ -57,8 +57,17 @@ async def _receipts(args: argparse.Namespace, profile: Profile) -> int:
         conversation, _ = await _conversation(client, args.conversation)
         result = await client.request(ReadReceipts(conversation=conversation, seq=args.seq))
     text = f"read by {', '.join(result.read) or 'nobody'}; not yet by {', '.join(result.unread) or 'nobody'}"
+    if result.delivered:
+        text += f" (on a device of {', '.join(result.delivered)})"
     emit(
-        {"ok": True, "conversation": conversation, "seq": args.seq, "read": list(result.read), "unread": list(result.unread)},
+        {
+            "ok": True,
+            "conversation": conversation,
+            "seq": args.seq,
+            "read": list(result.read),
+            "unread": list(result.unread),
+            "delivered": list(result.delivered),
+        },
         args.json,
         text,
     )

@@ -34,7 +34,7 @@ from .session import is_group
 
 SEQ = Qt.ItemDataRole.UserRole
 MSG_ID = Qt.ItemDataRole.UserRole + 1
-MARK = Qt.ItemDataRole.UserRole + 2  # "sending", "sent", "read", "failed" on my own messages
+MARK = Qt.ItemDataRole.UserRole + 2  # "sending", "sent", "delivered", "read", "failed" on my own messages
 FILE = Qt.ItemDataRole.UserRole + 3
 MESSAGE = Qt.ItemDataRole.UserRole + 4  # the ChatMessage as it stands now
 HIDDEN_KINDS = ("recall", "edit")  # changes to other messages: applied to them, not shown
@@ -66,7 +66,8 @@ class ChatView(QWidget):
         super().__init__(parent)
         self.target, self.me, self.names = target, me, names
         self.conversation: int | None = None
-        self.peer_read = 0
+        self.peer_read = 0  # 1:1: the other person has read up to here…
+        self.peer_delivered = 0  # …and has it on a device up to here
         self._seqs: list[int] = []
         self._items: dict[int, QListWidgetItem] = {}
         self._pending: dict[str, QListWidgetItem] = {}
@@ -136,7 +137,7 @@ class ChatView(QWidget):
         text = self._line(message)
         mark = item.data(MARK)
         if message.sender == self.me and message.kind not in ("system", "welcome"):
-            mark = "read" if not is_group(self.target) and message.seq <= self.peer_read else (mark or "sent")
+            mark = self._peer_mark(message.seq) or mark or "sent"
             if mark == "failed":
                 mark = "sent"
             item.setData(MARK, mark)
@@ -151,6 +152,7 @@ class ChatView(QWidget):
         return {
             "sending": "🕓 " + self.tr("sending"),
             "sent": "✓ " + self.tr("sent"),
+            "delivered": "✓✓ " + self.tr("delivered"),
             "read": "✓✓ " + self.tr("read"),
         }.get(mark, "⚠ " + self.tr("not sent"))
 
@@ -206,7 +208,7 @@ class ChatView(QWidget):
             item = next((i for i in self._items.values() if i.data(MSG_ID) == msg_id), None)
         if item is None:
             return
-        if mark == "sent" and item.data(MARK) == "read":
+        if mark == "sent" and item.data(MARK) in ("delivered", "read"):
             return
         item.setData(MARK, mark)
         message = item.data(MESSAGE)
@@ -216,11 +218,26 @@ class ChatView(QWidget):
             head, _, _ = item.text().rpartition("  ")
             item.setText(f"{head}  {self._mark_text(mark)}" + (f" ({why})" if why else ""))
 
+    def _peer_mark(self, seq: int) -> str | None:
+        if is_group(self.target):
+            return None
+        if seq <= self.peer_read:
+            return "read"
+        return "delivered" if seq <= self.peer_delivered else None
+
     def peer_read_up_to(self, seq: int) -> None:
         """The other person (1:1) has read up to `seq`: mark my messages up to it read."""
-        if seq <= self.peer_read:
-            return
-        self.peer_read = seq
+        if seq > self.peer_read:
+            self.peer_read = seq
+            self._redecorate_mine(seq)
+
+    def peer_delivered_up_to(self, seq: int) -> None:
+        """A device of the other person (1:1) has my messages up to `seq`: mark them delivered."""
+        if seq > self.peer_delivered:
+            self.peer_delivered = seq
+            self._redecorate_mine(seq)
+
+    def _redecorate_mine(self, seq: int) -> None:
         for message_seq in self._seqs[: bisect.bisect(self._seqs, seq)]:
             item = self._items[message_seq]
             message = item.data(MESSAGE)

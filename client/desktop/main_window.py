@@ -10,35 +10,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import platformdirs
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox,
     QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
     QStackedWidget,
     QTabWidget,
-    QToolBar,
 )
 
-from corridor.protocol.messages import ChatMessage, MessageEvent, NoticeInfo, ReadEvent
+from corridor.protocol.messages import ChatMessage, DeliveredEvent, MessageEvent, NoticeInfo, ReadEvent
 
 from ..directory import Directory
-from .chat_view import TYPING_SHOWN, ChatView
+from .chat_view import ChatView
 from .conversations import RecentList
+from .files import Files
 from .group_info import GroupInfoDialog
 from .i18n import LANGUAGES
 from .local_store import LocalStore, Recent
+from .my_status import StatusToolbar
 from .notices_view import NoticesView
 from .org_tree import OrgTreeView
-from .quiet_hours import QuietHoursDialog
+from .peer_status import PeerStatus
 from .session import Session, group_id, group_target, is_group
 from .tray import Tray
 
-STATUSES = ("online", "away", "busy", "break", "offline")
 HISTORY_PAGE = 50
 
 
@@ -57,8 +55,6 @@ class MainWindow(QMainWindow):
         self.views: dict[str, ChatView] = {}
         self._pending: dict[str, str] = {}  # msg_id → target, until the server answers
         self._unread_notices = 0
-        self._my_status = "online"
-        self._quiet_active = False
         self._groups_asked = False  # my groups were asked for again and have not come yet
         self.setObjectName("main_window")
         self.resize(1000, 680)
@@ -91,11 +87,15 @@ class MainWindow(QMainWindow):
         splitter.setSizes([320, 680])
         self.setCentralWidget(splitter)
 
-        self._build_toolbar()
+        self.my_status = StatusToolbar(session, self.tray, self)
+        self.presence = self.my_status.presence
+        self.addToolBar(self.my_status)
+        self._build_menu()
+        self.peers = PeerStatus(self.views, self.contacts.status, self)
+        self.files = Files(session, store, self.statusBar(), self)
         self.connection = QLabel()
         self.connection.setObjectName("connection")
         self.statusBar().addPermanentWidget(self.connection)
-        self._typing_timers: dict[str, QTimer] = {}
         self._wire(session)
         self._show_link(session.state, "")
         self._load_local()
@@ -103,29 +103,7 @@ class MainWindow(QMainWindow):
 
     # -- building ---------------------------------------------------------------------------
 
-    def _build_toolbar(self) -> None:
-        bar = QToolBar(self.tr("Status"))
-        bar.setObjectName("toolbar")
-        bar.setMovable(False)
-        self.addToolBar(bar)
-        bar.addWidget(QLabel(self.tr("My status") + " "))
-        self.presence = QComboBox()
-        self.presence.setObjectName("presence")
-        labels = {
-            "online": self.tr("Online"),
-            "away": self.tr("Away"),
-            "busy": self.tr("Busy"),
-            "break": self.tr("On a break"),
-            "offline": self.tr("Appear offline"),
-        }
-        for status in STATUSES:
-            self.presence.addItem(labels[status], status)
-        self.presence.activated.connect(lambda index: self.set_status(self.presence.itemData(index)))
-        bar.addWidget(self.presence)
-        quiet = QAction(self.tr("Quiet hours…"), self)
-        quiet.triggered.connect(self._quiet_hours)
-        bar.addAction(quiet)
-
+    def _build_menu(self) -> None:
         settings = self.menuBar().addMenu(self.tr("&Settings"))
         language = settings.addMenu(self.tr("Language"))
         current = self.store.setting("language")
@@ -138,12 +116,9 @@ class MainWindow(QMainWindow):
         settings.addAction(self.tr("Quit"), QKeySequence.StandardKey.Quit, self.quit)
 
         # Keyboard use throughout: every part of the window is a shortcut away.
-        for keys, slot in (
-            ("Ctrl+F", self._focus_search),
-            ("Ctrl+1", lambda: self.tabs.setCurrentIndex(0)),
-            ("Ctrl+2", lambda: self.tabs.setCurrentIndex(1)),
-            ("Ctrl+3", lambda: self.tabs.setCurrentIndex(2)),
-        ):
+        shortcuts = [("Ctrl+F", self._focus_search)]
+        shortcuts += [(f"Ctrl+{n + 1}", lambda n=n: self.tabs.setCurrentIndex(n)) for n in range(self.tabs.count())]
+        for keys, slot in shortcuts:
             action = QAction(self)
             action.setShortcut(QKeySequence(keys))
             action.triggered.connect(slot)
@@ -157,7 +132,8 @@ class MainWindow(QMainWindow):
         session.failed.connect(self._failed)
         session.presence.connect(self._presence)
         session.read.connect(self._read)
-        session.typing.connect(self._typing)
+        session.delivered.connect(self._delivered)
+        session.typing.connect(self.peers.typing)
         session.notice.connect(self._notice)
         session.unread.connect(self._unread)
         session.directory_changed.connect(self._load_directory)
@@ -198,9 +174,7 @@ class MainWindow(QMainWindow):
         # Only the read ones: the unread ones come as events (the library sends them on each
         # connection), and this answer can overtake a live notice, which must still pop up.
         self.session.notices(lambda result: [self._notice(n, notify=False) for n in reversed(result.notices) if n.read])
-        self.session.quiet_hours(self._quiet_state)
-        if self._my_status != "online":
-            self.session.set_presence(self._my_status)
+        self.my_status.logged_in()
 
     # -- conversations ----------------------------------------------------------------------
 
@@ -219,10 +193,10 @@ class MainWindow(QMainWindow):
             view.files_dropped.connect(self._send_files)
             view.older_wanted.connect(self._older)
             view.info_wanted.connect(self._group_info)
-            view.file_wanted.connect(self._fetch)
+            view.file_wanted.connect(self.files.download)
             view.typing.connect(self.session.typing_to)
             if not is_group(target):
-                view.set_peer_status(self._status_text(self.contacts.status.get(target, "offline")))
+                view.set_peer_status(self.peers.current(target))
             for entry in self.session.profile.outbox():
                 if entry.recipient == target:
                     view.add_pending(entry.msg_id, entry.text)
@@ -252,7 +226,14 @@ class MainWindow(QMainWindow):
     def _ask_receipts(self, view: ChatView) -> None:
         seq = view.last_own_seq()
         if seq and view.conversation:
-            self.session.read_receipts(view.conversation, seq, lambda r: view.peer_read_up_to(seq) if r.read else None)
+
+            def show(receipt) -> None:
+                if receipt.read:
+                    view.peer_read_up_to(seq)
+                elif receipt.delivered:
+                    view.peer_delivered_up_to(seq)
+
+            self.session.read_receipts(view.conversation, seq, show)
 
     def _seen(self, view: ChatView) -> None:
         """The reader has this conversation in front of them: it is read."""
@@ -285,7 +266,7 @@ class MainWindow(QMainWindow):
         view = self.view(target)
         view.add(event)
         self._pending.pop(event.msg_id, None)
-        self._thumbnail(view, event)
+        self.files.thumbnail(view, event)
         recent = Recent(target, event.conversation, self.title_of(target), self._preview(event), event.ts)
         self.store.touch(recent)
         self.recent.upsert(recent)
@@ -306,7 +287,7 @@ class MainWindow(QMainWindow):
     def _history(self, view: ChatView, result) -> None:
         view.loaded(result.messages, HISTORY_PAGE)
         for message in result.messages:
-            self._thumbnail(view, message)
+            self.files.thumbnail(view, message)
         if result.messages:
             last = result.messages[-1]
             recent = Recent(view.target, last.conversation, self.title_of(view.target), self._preview(last), last.ts)
@@ -339,6 +320,11 @@ class MainWindow(QMainWindow):
                 self._update_title()
         elif target in self.views:
             self.views[target].peer_read_up_to(event.seq)
+
+    def _delivered(self, event: DeliveredEvent) -> None:
+        target = self.recent.target_of(event.conversation)
+        if target in self.views:
+            self.views[target].peer_delivered_up_to(event.seq)
 
     def _groups(self, result) -> None:
         self._groups_asked = False
@@ -384,54 +370,12 @@ class MainWindow(QMainWindow):
         if target in self.views:
             self.views[target].show_progress(done, total)
 
-    # -- files ------------------------------------------------------------------------------
-
-    def _thumbnail(self, view: ChatView, message: ChatMessage) -> None:
-        if message.kind != "file" or message.file is None or not message.file.thumbnail:
-            return
-        cache = self.session.profile.path / "thumbnails"
-        cache.mkdir(exist_ok=True)
-        path = cache / f"{message.file.id}.jpg"
-        if path.exists():
-            view.set_thumbnail(message.seq, path)
-        else:
-            self.session.fetch_file(message.file.id, path, lambda p: view.set_thumbnail(message.seq, p), thumbnail=True)
-
-    def _fetch(self, target: str, file) -> None:
-        downloads = Path(platformdirs.user_downloads_dir())
-        downloads.mkdir(parents=True, exist_ok=True)
-        self.statusBar().showMessage(self.tr("Downloading %s…") % file.name)
-        self.session.fetch_file(file.id, downloads, lambda path: self.statusBar().showMessage(self.tr("Saved %s") % path, 10_000))
-
     # -- people, groups, notices ------------------------------------------------------------
-
-    def _status_text(self, status: str) -> str:
-        return {
-            "online": self.tr("online"),
-            "away": self.tr("away"),
-            "busy": self.tr("busy"),
-            "break": self.tr("on a break"),
-        }.get(status, self.tr("offline"))
 
     def _presence(self, user: str, status: str, text: str) -> None:
         self.contacts.set_presence(user, status)
         self.recent.set_presence(user, status)
-        if user in self.views and user not in self._typing_timers:
-            self.views[user].set_peer_status(self._status_text(status) + (f" — {text}" if text else ""))
-
-    def _typing(self, user: str) -> None:
-        if user not in self.views:
-            return
-        self.views[user].set_peer_status(self.tr("typing…"))
-        timer = self._typing_timers.get(user)
-        if timer is None:
-            timer = self._typing_timers[user] = QTimer(self, singleShot=True, interval=int(TYPING_SHOWN * 1000))
-            timer.timeout.connect(lambda: self._typing_over(user))
-        timer.start()
-
-    def _typing_over(self, user: str) -> None:
-        self._typing_timers.pop(user, None)
-        self.views[user].set_peer_status(self._status_text(self.contacts.status.get(user, "offline")))
+        self.peers.presence(user, status, text)
 
     def _search(self, query: str) -> None:
         if not query:
@@ -474,27 +418,6 @@ class MainWindow(QMainWindow):
         unread = chats + notices
         self.tray.set_unread(unread)
         self.setWindowTitle(f"Corridor — {self.names.get(self.me, self.me)}" + (f" ({unread})" if unread else ""))
-
-    # -- my status --------------------------------------------------------------------------
-
-    def set_status(self, status: str) -> None:
-        """Set my presence; a break also silences notifications."""
-        self._my_status = status
-        self.presence.setCurrentIndex(STATUSES.index(status))
-        self.tray.quiet = status == "break" or self._quiet_active
-        self.session.set_presence(status)
-
-    def _quiet_state(self, result) -> None:
-        self._quiet_active = bool(result.active)
-        self.tray.quiet = self._my_status == "break" or self._quiet_active
-
-    def _quiet_hours(self) -> None:
-        def show(result) -> None:
-            dialog = QuietHoursDialog(result, self)
-            dialog.chosen.connect(lambda start, end, tz: self.session.set_quiet_hours(start, end, tz, self._quiet_state))
-            dialog.open()
-
-        self.session.quiet_hours(show)
 
     # -- window -----------------------------------------------------------------------------
 

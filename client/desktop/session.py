@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, Signal
 
 from corridor.protocol.errors import CorridorError, make_error
 from corridor.protocol.messages import (
+    DeliveredEvent,
     GroupGet,
     GroupHistory,
     GroupList,
@@ -84,6 +85,7 @@ class Session(QObject):
     failed = Signal(str, str)  # msg_id, why
     presence = Signal(str, str, str)  # user, status, text
     read = Signal(object)  # ReadEvent
+    delivered = Signal(object)  # DeliveredEvent
     typing = Signal(str)  # user
     notice = Signal(object)  # NoticeEvent
     notice_read = Signal(object)  # NoticeReadEvent
@@ -158,6 +160,8 @@ class Session(QObject):
             self.presence.emit(event.user, event.status, event.text)
         elif isinstance(event, ReadEvent):
             self.read.emit(event)
+        elif isinstance(event, DeliveredEvent):
+            self.delivered.emit(event)
         elif isinstance(event, TypingEvent):
             self.typing.emit(event.user)
         elif isinstance(event, NoticeEvent):
@@ -275,7 +279,7 @@ class Session(QObject):
             self.request(MarkRead(conversation=conversation, seq=seq))
 
     def read_receipts(self, conversation: int, seq: int, on_result: Callable[[object], None]) -> None:
-        """Who has read message `seq`."""
+        """Who has read message `seq` (and who has it on a device, unread)."""
         self.request(ReadReceipts(conversation=conversation, seq=seq), on_result)
 
     def typing_to(self, user: str) -> None:

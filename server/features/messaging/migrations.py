@@ -98,4 +98,15 @@ MIGRATIONS = (
         CREATE INDEX groups_department ON groups (department_id) WHERE department_id IS NOT NULL;
         """,
     ),
+    Migration(
+        "messaging.0007_delivered_marks",
+        """
+        CREATE TABLE delivered_marks (
+            user_id INTEGER NOT NULL REFERENCES users (id),
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id),
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (user_id, conversation_id)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )

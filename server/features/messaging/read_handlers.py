@@ -1,10 +1,12 @@
-"""Read marks, unread counts, read receipts and typing indicators."""
+"""Read and delivered marks, unread counts, read receipts and typing indicators."""
 
 from __future__ import annotations
 
 from corridor.protocol.errors import make_error
 from corridor.protocol.messages import (
+    DeliveredEvent,
     Empty,
+    MarkDelivered,
     MarkRead,
     ReadEvent,
     ReadReceipts,
@@ -46,6 +48,27 @@ class ReadHandlers:
         await self.services.db.write(txn, after_commit=committed)
         return Empty()
 
+    async def mark_delivered(self, session: Session, msg: MarkDelivered) -> Empty:
+        """Move my delivered marks; in a 1:1 conversation the sender hears that it arrived."""
+        me = session.actor
+
+        def txn(conn):
+            moved = []
+            for mark in msg.marks:
+                outcome = read_store.mark_delivered_txn(conn, me.user_id, mark.conversation, mark.seq)
+                if outcome is not None and outcome[0] == "direct":
+                    moved.append((mark.conversation, outcome[1], read_store.other_members(conn, mark.conversation, me.user_id)))
+            return moved
+
+        def committed(moved) -> None:
+            for conversation, seq, others in moved:
+                delivery = Delivery(DeliveredEvent(conversation=conversation, user=me.username, seq=seq))
+                for user_id in others:
+                    self.services.bus.publish(f"user:{user_id}", delivery)
+
+        await self.services.db.write(txn, after_commit=committed)
+        return Empty()
+
     async def unread(self, session: Session, msg: Unread) -> UnreadResult:
         """My conversations with unread messages from others."""
         me = session.actor.user_id
@@ -64,9 +87,12 @@ class ReadHandlers:
                 raise make_error("NO_SUCH_MESSAGE", f"conversation {msg.conversation} has no message #{msg.seq} you can see")
             return read_store.receipts(conn, msg.conversation, me, msg.seq)
 
-        read_by, not_yet = await self.services.db.read(read)
-        name = self.services.users.name_of
-        return ReadReceiptsResult(read=tuple(sorted(map(name, read_by))), unread=tuple(sorted(map(name, not_yet))))
+        read_by, not_yet, delivered = await self.services.db.read(read)
+
+        def names(user_ids: list[int]) -> tuple[str, ...]:
+            return tuple(sorted(map(self.services.users.name_of, user_ids)))
+
+        return ReadReceiptsResult(read=names(read_by), unread=names(not_yet), delivered=names(delivered))
 
     async def typing(self, session: Session, msg: Typing) -> Empty:
         """Tell the other person, now; nothing is stored."""

@@ -32,6 +32,27 @@ def mark_read_txn(conn: sqlite3.Connection, user_id: int, conversation: int, seq
     return mark
 
 
+def mark_delivered_txn(conn: sqlite3.Connection, user_id: int, conversation: int, seq: int) -> tuple[str, int] | None:
+    """Move the user's delivered mark forward to `seq` (capped at the last message); returns
+    (kind, new mark) when it moved, None when it did not or the user is not in the conversation
+    (a group left since the device received its messages is no error)."""
+    row = conn.execute(
+        "SELECT c.kind, min(?, c.last_seq), coalesce(d.seq, 0) FROM conversations c"
+        " JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = ?"
+        " LEFT JOIN delivered_marks d ON d.conversation_id = c.id AND d.user_id = m.user_id WHERE c.id = ?",
+        (seq, user_id, conversation),
+    ).fetchone()
+    if row is None or row[1] <= row[2]:
+        return None
+    kind, mark, _ = row
+    conn.execute(
+        "INSERT INTO delivered_marks (user_id, conversation_id, seq) VALUES (?, ?, ?)"
+        " ON CONFLICT (user_id, conversation_id) DO UPDATE SET seq = excluded.seq",
+        (user_id, conversation, mark),
+    )
+    return kind, mark
+
+
 def other_members(conn: sqlite3.Connection, conversation: int, user_id: int) -> list[int]:
     """The conversation's members other than the user."""
     return [
@@ -57,15 +78,23 @@ def unread(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, int, int, 
     ).fetchall()
 
 
-def receipts(conn: sqlite3.Connection, conversation: int, user_id: int, seq: int) -> tuple[list[int], list[int]]:
-    """Of the other members who can see message `seq`, those who read it and those who did not."""
-    read, not_read = [], []
-    for member, mark, joined in conn.execute(
-        "SELECT m.user_id, coalesce(r.seq, 0), m.joined_seq FROM conversation_members m"
+def receipts(conn: sqlite3.Connection, conversation: int, user_id: int, seq: int) -> tuple[list[int], list[int], list[int]]:
+    """Of the other members who can see message `seq`: those who read it, those who did not,
+    and (of the latter) those who have it on a device."""
+    read, not_read, delivered = [], [], []
+    for member, mark, got, joined in conn.execute(
+        "SELECT m.user_id, coalesce(r.seq, 0), coalesce(d.seq, 0), m.joined_seq FROM conversation_members m"
         " LEFT JOIN read_marks r ON r.user_id = m.user_id AND r.conversation_id = m.conversation_id"
+        " LEFT JOIN delivered_marks d ON d.user_id = m.user_id AND d.conversation_id = m.conversation_id"
         " WHERE m.conversation_id = ? AND m.user_id != ?",
         (conversation, user_id),
     ):
-        if joined < seq:
-            (read if mark >= seq else not_read).append(member)
-    return read, not_read
+        if joined >= seq:
+            continue
+        if mark >= seq:
+            read.append(member)
+        else:
+            not_read.append(member)
+            if got >= seq:
+                delivered.append(member)
+    return read, not_read, delivered
