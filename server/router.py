@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from corridor.protocol import Connection
 from corridor.protocol.errors import CorridorError, LocalProtocolError, make_error
 from corridor.protocol.messages import REQUESTS, Request
+from corridor.protocol.schema import Record
 
 from .features.base import Feature, Route
 from .policy import Policy
@@ -55,22 +56,35 @@ class Router:
         self.tasks = tuple(task for feature in features for task in feature.tasks)  # the server runs them
         self.stops = tuple(stop for feature in features for stop in feature.stops)
 
-    async def respond(
-        self, session: Session, conn: Connection, request_id: int, message: Request
-    ) -> tuple[bytes, CorridorError | None]:
-        """Run one request; returns the bytes of its single answer and the error, if it failed."""
+    def action(self, request: type[Request]) -> str:
+        """The action a request type is checked against (what integration scopes grant)."""
+        return self._routes[request].action
+
+    async def call(self, session: Session, message: Request) -> Record:
+        """Run one request through the policy and its handler; returns its result or raises
+        its typed error (INTERNAL for an unexpected exception, logged with its trace). The
+        protocol connections answer through `respond`; the HTTP component calls this."""
         route = self._routes[type(message)]
         try:
             await self.policy.require(session.actor, route.action, message, route.targets)
-            result = await route.handler(session, message)
-        except CorridorError as exc:
-            return conn.send_failure(request_id, exc), exc
+            return await route.handler(session, message)
+        except CorridorError:
+            raise
         except Exception as exc:
             error = typed(exc)  # a full disk (a file chunk, say) is STORAGE_FULL, not a fault
             if not isinstance(error, CorridorError):
                 log.exception("request %s from %s failed", message.TYPE, session.peer)
                 error = make_error("INTERNAL")
-            return conn.send_failure(request_id, error), error
+            raise error from exc
+
+    async def respond(
+        self, session: Session, conn: Connection, request_id: int, message: Request
+    ) -> tuple[bytes, CorridorError | None]:
+        """Run one request; returns the bytes of its single answer and the error, if it failed."""
+        try:
+            result = await self.call(session, message)
+        except CorridorError as exc:
+            return conn.send_failure(request_id, exc), exc
         try:
             return conn.send_result(request_id, result), None
         except LocalProtocolError:

@@ -39,4 +39,10 @@ MIGRATIONS = (
         # LDAP sync deactivates only accounts it made, never local ones.
         "ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local';",
     ),
+    Migration(
+        "accounts.0003_bots",
+        # A bot is an account a program uses: no password, device tokens only; the directory
+        # shows it as a bot.
+        "ALTER TABLE users ADD COLUMN bot INTEGER NOT NULL DEFAULT 0;",
+    ),
 )

@@ -18,25 +18,29 @@ class UserRow:
     display_name: str
     role: str
     active: bool
+    bot: bool = False
 
 
-_USER_COLUMNS = "id, username, display_name, role, active"
+_USER_COLUMNS = "id, username, display_name, role, active, bot"
 
 
 def _user(row) -> UserRow | None:
-    return UserRow(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+    return UserRow(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5])) if row else None
 
 
-def create_user_txn(conn: sqlite3.Connection, username: str, display_name: str, role: str, now: float) -> UserRow:
-    """Insert a user without a password (set at enrollment); ALREADY_EXISTS if the name is taken."""
+def create_user_txn(
+    conn: sqlite3.Connection, username: str, display_name: str, role: str, now: float, *, bot: bool = False
+) -> UserRow:
+    """Insert a user without a password (set at enrollment; a bot never has one);
+    ALREADY_EXISTS if the name is taken."""
     try:
         cursor = conn.execute(
-            "INSERT INTO users (username, display_name, role, created_at) VALUES (?, ?, ?, ?)",
-            (username, display_name, role, now),
+            "INSERT INTO users (username, display_name, role, created_at, bot) VALUES (?, ?, ?, ?, ?)",
+            (username, display_name, role, now, int(bot)),
         )
     except sqlite3.IntegrityError:
         raise make_error("ALREADY_EXISTS", f"user '{username}' already exists") from None
-    return UserRow(cursor.lastrowid, username, display_name, role, True)
+    return UserRow(cursor.lastrowid, username, display_name, role, True, bot)
 
 
 def create_invite_txn(conn: sqlite3.Connection, user_id: int, token_hash: bytes, now: float, expires_at: float) -> None:
