@@ -400,19 +400,20 @@ def run_against_server(
     out: Path | None,
     passed: Callable[[dict], bool],
     cpu: int | None = None,
+    config: str = "",
 ) -> int:
     """The life of a one-server benchmark: a fresh data dir with `limits` (TOML lines of the
-    `[limits]` section), `corridor serve` started, `measure(work, server)` run under trio and a
-    hard deadline, the server stopped (its exit code goes into the result), everything removed.
-    Prints the result as one JSON object (and writes it to `out`); exit status 0 if `passed`.
-    `cpu` pins the server to that CPU."""
+    `[limits]` section) and `config` (more TOML sections), `corridor serve` started,
+    `measure(work, server)` run under trio and a hard deadline, the server stopped (its exit
+    code goes into the result), everything removed. Prints the result as one JSON object (and
+    writes it to `out`); exit status 0 if `passed`. `cpu` pins the server to that CPU."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
     server = ServerProcess(work / "data", work / "server.log", cpu)
     timer = watchdog(timeout, server, [work])
     try:
         create_data_dir(work / "data", ORG, "127.0.0.1:0", ["127.0.0.1", "localhost"], "admin", "Administrator")
-        config = work / "data" / "corridor.toml"
-        config.write_text(config.read_text() + f"\n[limits]\n{limits}\n")
+        toml = work / "data" / "corridor.toml"
+        toml.write_text(toml.read_text() + f"\n[limits]\n{limits}\n{config}\n")
         server.start(timeout=60)
         result = trio.run(measure, work, server)
         result["server_exit_code"] = server.stop(timeout=60)

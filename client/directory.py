@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS people (
     extension TEXT NOT NULL,
     employee_no TEXT NOT NULL,
     manager TEXT NOT NULL,
-    active INTEGER NOT NULL
+    active INTEGER NOT NULL,
+    bot INTEGER NOT NULL DEFAULT 0
 );
 """
 _PERSON_COLUMNS = tuple(f.name for f in fields(Person))
@@ -73,6 +74,7 @@ def _person(row: tuple) -> Person:
     values = dict(zip(_PERSON_COLUMNS, row, strict=True))
     values["departments"] = tuple(json.loads(values["departments"]))
     values["active"] = bool(values["active"])
+    values["bot"] = bool(values["bot"])
     return Person(**values)
 
 
@@ -112,6 +114,12 @@ class Directory:
         # In one transaction, so that a second process opening the copy at the same time cannot
         # wipe pages the first one has already stored.
         with self._transaction():
+            if "bot" not in {column[1] for column in self._db.execute("PRAGMA table_info(people)")}:
+                # A copy made before people had a bot flag: its people would all stay "not a bot"
+                # (the server sends a person again only when they change), so add the column and
+                # download everyone again.
+                self._db.execute("ALTER TABLE people ADD COLUMN bot INTEGER NOT NULL DEFAULT 0")
+                self._empty()
             row = self._db.execute("SELECT ca_sha256 FROM state WHERE id = 1").fetchone()
             if row is None or row[0] != self._ca_sha256:
                 self._empty()  # another organisation's versions mean nothing to this one's server

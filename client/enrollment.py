@@ -4,7 +4,7 @@ The invite carries the CA's fingerprint, not the CA. So the client first opens a
 *unverified* TLS connection only to read the CA certificate from `hello`, checks its SHA-256
 against the invite, and closes it — nothing secret crosses that connection. Then it opens a
 second connection verified against that CA, and only there sends the invite token and the
-new password.
+new password (none for a bot's invite: a bot logs in with its device token only).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from .transport import open_tls, running
 async def enroll(
     profile: Profile,
     invite_text: str,
-    password: str,
-    device_name: str,
+    password: str = "",
+    device_name: str = "",
     timeout: float = 10.0,
     address: tuple[str, int] | None = None,
 ) -> LoginResult:
     """Enroll this profile with the server named in the invite (reached at `address` instead,
     when given: one found on the LAN; it must still prove to be the invite's host, with the
-    invite's CA)."""
+    invite's CA). `password` is the new password; a bot's invite takes none (leave it `""`)."""
     invite = parse_invite(invite_text)
     host, port = address or (invite.host, invite.port)
     try:

@@ -1,6 +1,5 @@
-"""The fields of an auditor's archive export, shared by every format: the columns each entry
-carries (its raw archive row, which the signature covers through the entry hashes, and beside it
-the readable form people read), their JSON form, and reading them back.
+"""Reading back the fields of an auditor's archive export, shared by every format (their JSON
+form, written by every format, is `corridor.protocol.export_json`).
 
 The readable form is not hashed, so reading checks it against the payload it was made from: a
 file whose text was edited while its payload was left alone is refused naming the entry
@@ -12,49 +11,17 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
 from corridor.protocol.archive_format import payload_digest
-from corridor.protocol.audit import ArchiveRow, AuditEntry, ExportItem, ExportManifest
+from corridor.protocol.audit import ArchiveRow, AuditEntry, ExportManifest
 from corridor.protocol.errors import CorridorError
+from corridor.protocol.export_json import COLUMNS, HASHES, MANIFEST_BYTES, iso_time
 
-COLUMNS = (
-    "seq", "ts", "time", "actor", "kind", "conversation", "recipient", "subkind", "title", "text", "ref",
-    "file_sha256", "file_size", "purged", "payload", "payload_hash", "prev_hash", "hash", "purged_at",
-)  # fmt: skip
-HASHES = ("payload_hash", "prev_hash", "hash")
-_MANIFEST_BYTES = ("digest", "signature", "public_key")
 NOT_EXPORT = "not a Corridor export"
-
-
-def iso_time(ts: float) -> str:
-    try:
-        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    except (OverflowError, OSError, ValueError):
-        return f"(no such time: {ts!r})"  # only in a file someone edited
-
-
-def entry_values(item: ExportItem) -> dict:
-    """An entry's fields in COLUMNS order, bytes as bytes; the row's copy of the shared fields
-    wins, since that is what the hash covers."""
-    values = {**item.entry.to_fields(), **item.row.to_fields(), "time": iso_time(item.row.ts)}
-    return {name: values[name] for name in COLUMNS}
-
-
-def entry_json(item: ExportItem) -> dict:
-    """The JSON form of an entry (jsonl, csv, html): hashes as hex, the payload as base64."""
-    values = entry_values(item)
-    payload = None if values["payload"] is None else base64.b64encode(values["payload"]).decode()
-    return {"type": "entry", **values, "payload": payload, **{name: values[name].hex() for name in HASHES}}
-
-
-def manifest_json(manifest: ExportManifest) -> dict:
-    fields = manifest.to_fields()
-    return {"type": "manifest", **fields, **{name: fields[name].hex() for name in _MANIFEST_BYTES}}
 
 
 def _typed(cls: type, fields: Any, where: str, hexed: bool) -> Any:
@@ -68,7 +35,7 @@ def _typed(cls: type, fields: Any, where: str, hexed: bool) -> Any:
         if hexed:
             if isinstance(fields.get("payload"), str):
                 fields["payload"] = base64.b64decode(fields["payload"], validate=True)
-            for name in (*HASHES, *_MANIFEST_BYTES):
+            for name in (*HASHES, *MANIFEST_BYTES):
                 if isinstance(fields.get(name), str):
                     fields[name] = bytes.fromhex(fields[name])
         missing = [name for name in COLUMNS if name not in fields] if kind == "entry" else []

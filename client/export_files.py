@@ -19,20 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from corridor.protocol.audit import ArchiveRow, ExportItem, ExportManifest
+from corridor.protocol.export_json import COLUMNS, entry_json, entry_values, jsonl_line, manifest_json
 
-from .export_fields import (
-    COLUMNS,
-    NOT_EXPORT,
-    ExportTampered,
-    entry_json,
-    entry_values,
-    manifest_from,
-    manifest_json,
-    parse_json,
-    part_path,
-    row_from,
-    sidecar_path,
-)
+from .export_fields import NOT_EXPORT, ExportTampered, manifest_from, parse_json, part_path, row_from, sidecar_path
 from .export_html import HtmlSink, read_html
 
 FORMATS = ("jsonl", "csv", "html", "sqlite")
@@ -58,10 +47,10 @@ def format_for(path: Path, given: str | None) -> str:
 class _Jsonl:
     def __init__(self, path: Path, manifest: ExportManifest, org: str):
         self.file = part_path(path).open("w", encoding="utf-8", newline="\n")
-        self.file.write(json.dumps(manifest_json(manifest), ensure_ascii=False) + "\n")
+        self.file.write(jsonl_line(manifest_json(manifest)))
 
     def add(self, item: ExportItem) -> None:
-        self.file.write(json.dumps(entry_json(item), ensure_ascii=False) + "\n")
+        self.file.write(jsonl_line(entry_json(item)))
 
     def finish(self) -> None:
         self.file.close()

@@ -15,18 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from corridor.protocol.audit import ArchiveRow, ExportItem, ExportManifest
+from corridor.protocol.export_json import entry_json, iso_time, manifest_json
 
-from .export_fields import (
-    NOT_EXPORT,
-    ExportTampered,
-    entry_json,
-    iso_time,
-    manifest_from,
-    manifest_json,
-    parse_json,
-    part_path,
-    row_from,
-)
+from .export_fields import NOT_EXPORT, ExportTampered, manifest_from, parse_json, part_path, row_from
 
 SCRIPT_OPEN = '<script type="application/json" id="corridor-export">'
 _TRANSCRIPT_END = "</main>\n"

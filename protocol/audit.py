@@ -169,7 +169,8 @@ class AuditLogResult(Record):
 @dataclass(frozen=True)
 class AuditLog(Request):
     """The audit log after archive entry `after`, oldest first; optionally one auditor's. IT
-    admins only: the auditors' own look is kept out of their reach."""
+    admins read all of it; an auditor only their own entries (`actor` set to themselves), so
+    no auditor sees what the others looked at."""
 
     TYPE = "audit_log"
     IDEMPOTENT = True

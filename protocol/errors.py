@@ -118,6 +118,7 @@ _ENTRIES = [
     ErrorSpec("NO_SUCH_GROUP", NotFound, "No group with that id has you as a member (or it was dissolved)."),
     ErrorSpec("NO_SUCH_RULE", NotFound, "No policy rule of that kind (or retention rule) exists for that department."),
     ErrorSpec("NO_SUCH_HOLD", NotFound, "No legal hold with that id is in force."),
+    ErrorSpec("NO_SUCH_INTEGRATION", NotFound, "No integration with that name is in force (never made, or revoked)."),
     ErrorSpec("NO_SUCH_FILE", NotFound, "No file with that id was sent where you can see it."),
     ErrorSpec("NO_SUCH_UPLOAD", NotFound, "No unfinished upload with that id is yours (it finished or failed)."),
     ErrorSpec(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from . import audit, ops
+from . import audit, integrations, ops
 from .base import (  # noqa: F401  (re-exported: callers import these from messages)
     PRESENCE_STATES,
     ROLES,
@@ -72,12 +72,13 @@ class Login(Request):
 
 @dataclass(frozen=True)
 class Enroll(Request):
-    """Redeem a one-time invite: set the password and get a device token."""
+    """Redeem a one-time invite: set the password and get a device token. A bot's invite takes
+    no password (`""`): a bot logs in with its device token only."""
 
     TYPE = "enroll"
     RESULT = LoginResult
     token: Secret
-    password: Secret
+    password: Annotated[str, Bound(max_len=1024)] = ""
     device_name: Annotated[str, Bound(max_len=128)] = ""
 
 
@@ -286,7 +287,8 @@ class UserAddResult(Record):
 @dataclass(frozen=True)
 class UserAdd(Request):
     """Create an account, in `departments`, with its one-time enrollment invite. IT admins; a
-    department admin only as a plain user inside its own subtree."""
+    department admin only as a plain user inside its own subtree. A `bot` is an account a
+    program uses: role `user`, no password, device tokens only."""
 
     TYPE = "user_add"
     RESULT = UserAddResult
@@ -294,6 +296,7 @@ class UserAdd(Request):
     display_name: DisplayName
     role: Role = "user"
     departments: Annotated[tuple[int, ...], Bound(max_items=64)] = ()
+    bot: bool = False
 
 
 # -- account lifecycle ----------------------------------------------------------------------
@@ -427,7 +430,7 @@ class Department(Record):
 
 @dataclass(frozen=True)
 class Person(Record):
-    """A directory entry: who someone is and where they sit."""
+    """A directory entry: who someone is and where they sit; `bot`: a program answers for it."""
 
     user: str
     display_name: str
@@ -439,6 +442,7 @@ class Person(Record):
     employee_no: str
     manager: str
     active: bool
+    bot: bool = False
 
 
 @dataclass(frozen=True)
@@ -840,9 +844,10 @@ class NoticeSent(Record):
 
 @dataclass(frozen=True)
 class NoticeSend(Request):
-    """Send a notice to everyone in `departments` (with their sub-departments), or to everyone
-    with `everyone`; who may send where is the policy's `broadcast` rules. Recipients are fixed
-    when it is sent; those offline find it in their inbox. A repeated `msg_id` returns the first."""
+    """Send a notice to everyone in `departments` (with their sub-departments) and to `users`,
+    or to everyone with `everyone`; who may send where is the policy's `broadcast` rules.
+    Recipients are fixed when it is sent; those offline find it in their inbox. A repeated
+    `msg_id` returns the first."""
 
     TYPE = "notice_send"
     IDEMPOTENT = True
@@ -852,6 +857,7 @@ class NoticeSend(Request):
     text: Text
     departments: Departments = ()
     everyone: bool = False
+    users: Annotated[tuple[UserName, ...], Bound(max_items=1000)] = ()
 
 
 @dataclass(frozen=True)
@@ -1316,6 +1322,7 @@ REQUESTS: dict[str, type[Request]] = {
         FileGet,
         FileInfo,
         *audit.REQUESTS,
+        *integrations.REQUESTS,
         *ops.REQUESTS,
     )
 }

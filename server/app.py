@@ -2,7 +2,8 @@
 
 Order: take the data dir lock → open the database and apply pending migrations → load the
 user cache → build the features and the router → start the committer and the features'
-background tasks → bind listeners → advertise → report ready. Stopping reverses it (see
+background tasks → bind listeners → advertise → start the HTTP component (if configured) →
+report ready. Stopping reverses it (see
 `shutdown.py` for the signal side): stop accepting, give in-flight requests a deadline, close
 connections, stop the tasks, flush the committer.
 """
@@ -23,10 +24,27 @@ from corridor.protocol.versions import SUPPORTED_VERSIONS
 
 from .bus import Bus
 from .config import Config
-from .features import accounts, archive, directory, files, messaging, notices, ops, policies, presence, retention, session
+from .features import (
+    accounts,
+    archive,
+    directory,
+    files,
+    integrations,
+    messaging,
+    notices,
+    ops,
+    policies,
+    presence,
+    retention,
+    session,
+)
+from .features.accounts.credentials import Credentials
 from .features.accounts.store import all_users
 from .features.accounts.users import UserCache
 from .features.policies.store import rules
+from .http.app import build_app
+from .http.console import console_routes
+from .http.server import http_context, serve_http
 from .net.advertise import advertise
 from .net.connection import ConnectionHandler, ConnectionTracker
 from .net.listeners import bound_addresses, open_control_listener, open_tls_listeners, serve_control, serve_tls
@@ -51,6 +69,7 @@ MIGRATIONS = (
     *notices.MIGRATIONS,
     *presence.MIGRATIONS,
     *retention.MIGRATIONS,
+    *integrations.MIGRATIONS,
 )
 
 
@@ -87,11 +106,12 @@ def build_services(config: Config, db: Database) -> Services:
         sessions=SessionRegistry(bus),
         users=users,
         policy=Policy(db, users, db.write_now(rules)),
+        credentials=Credentials(db, users, config.limits),
         ca_sha256=_ca_fingerprint(config),
     )
 
 
-def build_router(services: Services) -> Router:
+def build_router(services: Services, gate: integrations.IntegrationGate) -> Router:
     """Every feature's routes and actions; fails at start-up if a request type has no handler."""
     return Router(
         [
@@ -106,6 +126,7 @@ def build_router(services: Services) -> Router:
             files.feature(services),
             retention.feature(services),
             ops.feature(services),
+            integrations.feature(services, gate),
         ],
         services.policy,
     )
@@ -128,10 +149,12 @@ class Server:
         self.config = config
         self.advertise = config.server.advertise if advertise is None else advertise
         self.addresses: list[tuple[str, int]] = []
+        self.http_addresses: list[tuple[str, int]] = []  # the integration API and web console, if on
         self.services: Services | None = None
         self.tracker = ConnectionTracker(config.limits.max_connections_per_address)
         self._stop = trio.Event()
         self._tls: ssl.SSLContext | None = None
+        self._http_tls: ssl.SSLContext | None = None
 
     def stop(self) -> None:
         """Ask the server to stop gracefully (what SIGTERM does)."""
@@ -146,7 +169,9 @@ class Server:
             return False
         cert, key = self.config.path(self.config.tls.certificate), self.config.path(self.config.tls.key)
         try:
-            reload_certificate(self._tls, cert, key)
+            for context in (self._tls, self._http_tls):
+                if context is not None:
+                    reload_certificate(context, cert, key)
         except OSError as exc:
             log.error("kept the current certificate: %s with %s does not load: %s", cert, key, exc)
             return False
@@ -163,8 +188,11 @@ class Server:
             db = open_database(config)
             services = self.services = build_services(config, db)
             services.connections = self.tracker.total
-            router = build_router(services)
+            gate = integrations.IntegrationGate(services)
+            router = build_router(services, gate)
             context = self._tls = server_context(config.path(config.tls.certificate), config.path(config.tls.key))
+            if config.http.listen:
+                self._http_tls = http_context(config.path(config.tls.certificate), config.path(config.tls.key))
             warn_if_expiring(config.path(config.tls.certificate))
             config.control_socket.unlink(missing_ok=True)  # stale: the lock says no server owns it
             async with trio.open_nursery() as root:
@@ -189,6 +217,16 @@ class Server:
                         await handle(stream, peer, Actor(LOCAL_ADMIN))
 
                     accepting = await connections.start(self._accept, context, handle, handle_admin, connections)
+                    if config.http.listen:
+                        # In the connections nursery: on stop it finishes open requests within the grace period.
+                        self.http_addresses = await connections.start(
+                            serve_http,
+                            build_app(router, gate, console_routes(router, services)),
+                            config.http.listen,
+                            self._http_tls,
+                            self._stop.wait,
+                            config.limits.shutdown_grace,
+                        )
                     task_status.started(self.addresses)
                     await self._stop.wait()
                     await self._drain(accepting, connections)

@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="listen here instead of the config's server.listen (repeatable; port 0 picks a free port)",
     )
+    parser.add_argument(
+        "--http-listen",
+        metavar="HOST:PORT",
+        help="serve the integration API and web console here instead of the config's http.listen (port 0 picks one)",
+    )
     parser.add_argument("--no-advertise", action="store_true", help="do not advertise the server over mDNS")
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity (stderr)"
@@ -74,6 +79,9 @@ async def _run(server: Server) -> None:
         shown = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in addresses)
         print(f"corridor: serving {server.config.organisation.name!r} on {shown} (TLS 1.3)", flush=True)
         print(f"corridor: admin socket {server.config.control_socket}", flush=True)
+        for host, port in server.http_addresses:
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            print(f"corridor: integration API and web console on https://{shown}/", flush=True)
     # server.run returned: stopped gracefully; the signal task has ended with it.
 
 
@@ -91,6 +99,9 @@ def main(argv: list[str]) -> int:
             for address in args.listen:
                 parse_listen(address)
             config = replace(config, server=replace(config.server, listen=tuple(args.listen)))
+        if args.http_listen:
+            parse_listen(args.http_listen)
+            config = replace(config, http=replace(config.http, listen=args.http_listen))
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         try:
             trio.run(_run, Server(config, advertise=False if args.no_advertise else None))

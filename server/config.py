@@ -113,6 +113,14 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Http:
+    # Off unless set: the integration API and web console, over TLS 1.3 with the server certificate.
+    listen: str = ""
+    console_idle_minutes: float = 30.0
+    console_max_hours: float = 12.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole server configuration, with the data dir it was read from."""
 
@@ -124,6 +132,7 @@ class Config:
     accounts: Accounts = field(default_factory=Accounts)
     ldap: Ldap = field(default_factory=Ldap)
     metrics: Metrics = field(default_factory=Metrics)
+    http: Http = field(default_factory=Http)
 
     def path(self, relative: str) -> Path:
         """A path from the config, resolved against the data dir."""
@@ -151,6 +160,7 @@ SECTIONS: dict[str, type] = {
     "accounts": Accounts,
     "ldap": Ldap,
     "metrics": Metrics,
+    "http": Http,
 }
 
 
@@ -218,11 +228,12 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
         )
     if not config.server.hostnames:
         raise ConfigError(f"{source}: key 'server.hostnames' needs at least one name")
-    if config.metrics.listen:
-        try:
-            parse_listen(config.metrics.listen)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: key 'metrics.listen': {exc}") from None
+    for key, address in (("metrics.listen", config.metrics.listen), ("http.listen", config.http.listen)):
+        if address:
+            try:
+                parse_listen(address)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: key '{key}': {exc}") from None
     _check_ldap(source, config.ldap)
     return config
 

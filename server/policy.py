@@ -35,6 +35,15 @@ from .storage.database import Database
 # Who always sees the whole directory and is never limited by the organisation's rules.
 UNRESTRICTED = frozenset({"admin", "auditor"})
 
+# What each integration scope lets an integration's bot do; nothing else is open to it, whatever
+# its account could otherwise do.
+SCOPE_ACTIONS = {
+    "notices": frozenset({"notice.send", "notice.status"}),
+    "messages": frozenset({"message.send"}),
+    "presence": frozenset({"presence.query"}),
+    "directory": frozenset({"directory.read"}),
+}
+
 
 @dataclass(frozen=True)
 class Targets:
@@ -135,6 +144,13 @@ class Policy:
         if not actor.authenticated:
             raise make_error("NOT_AUTHENTICATED", "log in first")
         role = actor.role if actor.kind == "user" else actor.kind
+        if actor.scopes is not None and not any(action in SCOPE_ACTIONS[scope] for scope in actor.scopes):
+            needed = [scope for scope, actions in SCOPE_ACTIONS.items() if action in actions]
+            raise make_error(
+                "FORBIDDEN",
+                f"integration '{actor.username}' lacks the scope for '{action}'"
+                + (f" (needs {' or '.join(needed)})" if needed else " (no scope grants it)"),
+            )
         field = self._self_service.get(action)
         if field is not None and actor.kind == "user" and str(getattr(request, field, "")).lower() == actor.username:
             return

@@ -15,6 +15,7 @@ from .sessions import SessionRegistry
 from .storage.database import Database
 
 if TYPE_CHECKING:
+    from .features.accounts.credentials import Credentials
     from .features.accounts.users import UserCache
     from .policy import Policy
 
@@ -29,6 +30,7 @@ class Services:
     sessions: SessionRegistry
     users: UserCache
     policy: Policy
+    credentials: Credentials
     ca_sha256: str
     port: int = 0  # the bound TLS port, known once the listeners are up
     clock: Callable[[], float] = field(default=time.time)

@@ -48,6 +48,9 @@ class Actor:
     username: str = ""
     role: str = ""
     device_id: int | None = None
+    # An integration acts as its bot account (a "user"), but only within these scopes (see
+    # `policy.SCOPE_ACTIONS`); None for everyone else.
+    scopes: frozenset[str] | None = None
 
     @property
     def authenticated(self) -> bool:

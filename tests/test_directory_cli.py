@@ -99,6 +99,7 @@ def test_admins_build_the_org_chart_and_employees_find_people(served, tmp_path):
             "employee_no": "",
             "manager": "",
             "active": True,
+            "bot": False,
         }
     ]
     nobody = run("directory", "search", "nobody-at-all", "--profile", reader)

@@ -10,8 +10,9 @@ import trio
 from corridor.client.client import Client
 from corridor.client.enrollment import enroll
 from corridor.client.profile import Profile
-from corridor.protocol.errors import LimitExceeded, PermissionDenied
+from corridor.protocol.errors import LimitExceeded, NotFound, PermissionDenied, RequestError
 from corridor.protocol.messages import (
+    DepartmentAdd,
     DirectoryImport,
     ImportPerson,
     NoticeEvent,
@@ -132,3 +133,27 @@ def test_notices_from_the_command_line(served, tmp_path):
     )
     assert run("notice", "read", str(sent["id"]), "--profile", erin).returncode == 0
     assert run("notice", "status", str(sent["id"]), "--profile", hr).stdout.strip() == f"notice {sent['id']}: read by 1 of 1"
+
+
+async def test_a_notice_to_named_people_follows_the_broadcast_rules_of_their_departments(org):
+    hr, erin, zed = await org.user("hr"), await org.user("erin"), await org.user("zed")
+    engineering, sales = [(await admin_request(org.data_dir, DepartmentAdd(name=n))).id for n in ("Engineering", "Sales")]
+    await admin_request(org.data_dir, ProfileSet(user="erin", departments=(engineering,)))
+    await admin_request(org.data_dir, ProfileSet(user="zed", departments=(sales,)))
+    await admin_request(org.data_dir, PolicySet(kind="broadcast", department=engineering, subjects=("user:hr",)))
+    async with Client.open(hr, receive=False) as h, Client.open(erin) as e, Client.open(zed, receive=False) as z:
+        sent = await h.request(NoticeSend(msg_id="u1", title="Your laptop", text="is ready", users=("Erin",)))
+        assert sent.recipients == 1
+        assert (await next_of(e, NoticeEvent)).title == "Your laptop"
+        both = await h.request(
+            NoticeSend(msg_id="u2", title="Standup", text="10:00", departments=(engineering,), users=("erin",))
+        )
+        assert both.recipients == 1  # named and in the department: once
+        with pytest.raises(PermissionDenied) as refused:
+            await h.request(NoticeSend(msg_id="u3", title="x", text="y", users=("erin", "zed")))
+        assert "'zed'" in refused.value.message
+        with pytest.raises(NotFound):
+            await h.request(NoticeSend(msg_id="u4", title="x", text="y", users=("nobody",)))
+        with pytest.raises(RequestError):  # people and everyone at once
+            await h.request(NoticeSend(msg_id="u5", title="x", text="y", users=("erin",), everyone=True))
+        assert (await z.request(NoticeInbox())).notices == ()

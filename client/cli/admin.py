@@ -26,7 +26,7 @@ from corridor.protocol.messages import (
 )
 from corridor.protocol.schema import Record
 
-from . import admin_import, admin_policy, admin_retention
+from . import admin_import, admin_integrations, admin_policy, admin_retention
 from .admin_link import Description, add_link_options, admin_command
 from .devices import device_fields, device_line, revoked_text
 
@@ -34,7 +34,9 @@ from .devices import device_fields, device_line, revoked_text
 
 
 def _user_add(args: argparse.Namespace) -> UserAdd:
-    return UserAdd(username=args.username, display_name=args.name, role=args.role, departments=tuple(args.department or ()))
+    return UserAdd(
+        username=args.username, display_name=args.name, role=args.role, departments=tuple(args.department or ()), bot=args.bot
+    )
 
 
 def _invite_text(result: Record) -> str:
@@ -43,10 +45,13 @@ def _invite_text(result: Record) -> str:
 
 
 def _user_added(request: UserAdd, result: Record) -> Description:
-    return (
-        {"ok": True, "user": result.user, "role": request.role, "invite": result.invite, "expires": result.expires},
-        f"Created {result.user} ({request.display_name}, {request.role}). {_invite_text(result)}",
-    )
+    data = {"ok": True, "user": result.user, "role": request.role, "bot": request.bot}
+    if request.bot:
+        text = f"Created bot {result.user} ({request.display_name}). {_invite_text(result)}"
+        text += "\nEnroll it with 'corridor enroll INVITE --bot'"
+    else:
+        text = f"Created {result.user} ({request.display_name}, {request.role}). {_invite_text(result)}"
+    return {**data, "invite": result.invite, "expires": result.expires}, text
 
 
 # -- user set -------------------------------------------------------------------------------
@@ -154,6 +159,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--name", required=True, help='display name, e.g. "Zhang San"')
     add.add_argument("--role", choices=ROLES, default="user", help="role (default: user)")
     add.add_argument("--department", type=int, action="append", metavar="ID", help="a department to put them in; repeatable")
+    add.add_argument("--bot", action="store_true", help="an account for a program: no password, shown as a bot")
     add.set_defaults(run=admin_command(_user_add, _user_added))
 
     edit = actions.add_parser("set", help="change someone's directory profile (options left out stay as they are)")
@@ -219,6 +225,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         run=admin_command(lambda args: DeviceRevoke(user=args.username, device_id=args.device_id), _device_revoked)
     )
 
-    more = admin_policy.register(topics) + admin_import.register(topics) + admin_retention.register(topics)
+    more = (
+        admin_policy.register(topics)
+        + admin_import.register(topics)
+        + admin_retention.register(topics)
+        + admin_integrations.register(topics)
+    )
     for command in (add, edit, deactivate, reactivate, invite, add_department, group, list_devices, revoke, *more):
         command.add_argument("--json", action="store_true", help="machine-readable output")

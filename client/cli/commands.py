@@ -98,7 +98,9 @@ def _message_json(event: MessageEvent) -> dict:
 
 
 async def _enroll(args: argparse.Namespace, profile: Profile) -> int:
-    if args.password_stdin:
+    if args.bot:
+        password = ""  # a bot logs in with its device token only
+    elif args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = getpass.getpass("New password: ")
@@ -226,7 +228,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the employee commands to the root parser."""
     p = sub.add_parser("enroll", help="redeem an invite: pin the organisation CA and register this device")
     p.add_argument("invite", metavar="INVITE", help="the corridor://… invite string from your admin")
-    p.add_argument("--password-stdin", action="store_true", help="read the new password from the first line of stdin")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--password-stdin", action="store_true", help="read the new password from the first line of stdin")
+    how.add_argument("--bot", action="store_true", help="enroll a bot account: no password, it logs in with this profile only")
     p.add_argument("--device-name", default="", help="how this device appears in your device list")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server (default 10)")
     _common(p)

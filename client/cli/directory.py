@@ -23,8 +23,10 @@ def _plural(count: int, one: str, many: str) -> str:
 
 
 def _who(person: Person) -> str:
-    """`display_name (user) — title`, marking people who left."""
+    """`display_name (user) — title`, marking bots and people who left."""
     line = f"{person.display_name} ({person.user})"
+    if person.bot:
+        line += " [bot]"
     if person.title:
         line += f" — {person.title}"
     return line if person.active else f"{line} [inactive]"

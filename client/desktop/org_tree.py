@@ -18,6 +18,7 @@ from .icons import presence_icon
 
 USER = Qt.ItemDataRole.UserRole
 SEARCH_DELAY_MS = 250  # wait for the typist to pause before asking the server
+BOT_MARK = "🤖 "  # before a bot's name, so nobody takes a program's answers for a colleague's
 
 
 class OrgTreeView(QWidget):
@@ -64,10 +65,11 @@ class OrgTreeView(QWidget):
         self.setFocusProxy(self.search)
 
     def _person_item(self, person: Person, parent: QTreeWidgetItem | QTreeWidget) -> QTreeWidgetItem:
-        label = person.display_name + (f" · {person.title}" if person.title else "")
+        label = (BOT_MARK if person.bot else "") + person.display_name + (f" · {person.title}" if person.title else "")
         item = QTreeWidgetItem(parent, [label])
         item.setData(0, USER, person.user)
-        item.setToolTip(0, f"{person.user}  {person.email}".strip())
+        tip = f"{person.user}  {person.email}".strip()
+        item.setToolTip(0, self.tr("%s (a bot: a program answers)") % tip if person.bot else tip)
         item.setIcon(0, presence_icon(self.status.get(person.user, "offline")))
         self._items[person.user].append(item)
         return item

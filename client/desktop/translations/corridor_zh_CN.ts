@@ -215,6 +215,10 @@
         <translation>搜索同事（姓名、拼音、职务）</translation>
     </message>
     <message>
+        <source>%s (a bot: a program answers)</source>
+        <translation>%s（机器人：由程序回复）</translation>
+    </message>
+    <message>
         <source>Not in a department</source>
         <translation>未分配部门</translation>
     </message>

@@ -35,8 +35,6 @@ from ..messaging.delivery import deliver
 from ..messaging.group_store import handover_txn as group_handover_txn
 from ..policies.store import handover_txn, rules
 from . import store
-from .passwords import PasswordHasher
-from .throttle import LoginThrottle
 from .tokens import digest, new_secret
 
 log = logging.getLogger("corridor.auth")
@@ -47,9 +45,8 @@ class AccountHandlers:
 
     def __init__(self, services: Services):
         self.services = services
-        limits = services.config.limits
-        self.hasher = PasswordHasher(limits.password_hash_concurrency)
-        self.throttle = LoginThrottle(limits.failed_logins_per_hour)
+        self.hasher = services.credentials.hasher
+        self.throttle = services.credentials.throttle
 
     def _start_session(self, session: Session, user: store.UserRow, device_id: int, token: str | None) -> LoginResult:
         session.actor = Actor("user", user.id, user.username, user.role, device_id)
@@ -80,19 +77,12 @@ class AccountHandlers:
             return self._start_session(session, user, found[0], None)
         if msg.password is None:
             raise make_error("BAD_MESSAGE", "login needs a password or a device token")
-        keys = (f"account:{username}", f"address:{session.peer}")
-        self.throttle.check(*keys)
-        user = users.by_name(username)
-        encoded = await self.services.db.read(lambda c: store.password_hash(c, user.id)) if user else None
-        if not await self.hasher.verify(msg.password, encoded):
-            self.throttle.failed(*keys)
-            raise make_error("LOGIN_FAILED")
-        self.throttle.succeeded(keys[0])
+        user = await self.services.credentials.verify(username, msg.password, session.peer)
         device_id, token = await self._new_device(user.id, msg.device_name)
         return self._start_session(session, user, device_id, token)
 
     async def enroll(self, session: Session, msg: Enroll) -> LoginResult:
-        """Redeem a one-time invite: set the password, register this device."""
+        """Redeem a one-time invite: set the password (a bot has none), register this device."""
         if session.actor.authenticated:
             raise make_error("ALREADY_AUTHENTICATED")
         address = f"address:{session.peer}"
@@ -102,10 +92,7 @@ class AccountHandlers:
         if user is None:
             self.throttle.failed(address)
             raise make_error("INVITE_INVALID")
-        minimum = self.services.config.accounts.min_password_length
-        if len(msg.password) < minimum:
-            raise make_error("WEAK_PASSWORD", f"the password must have at least {minimum} characters")
-        encoded = await self.hasher.hash(msg.password)
+        encoded = await self._new_password(user, msg.password)
         device_token = new_secret()
 
         def txn(conn):
@@ -116,6 +103,18 @@ class AccountHandlers:
         log.info("user %s enrolled a device from %s", user.username, session.peer)
         return self._start_session(session, user, device_id, device_token)
 
+    async def _new_password(self, user: store.UserRow, password: str) -> str | None:
+        """The hash to store for an enrolling user's password; None for a bot, which must not
+        bring one (the invite stays usable after either refusal)."""
+        if user.bot:
+            if password:
+                raise make_error("BAD_MESSAGE", "bot accounts have no password")
+            return None
+        minimum = self.services.config.accounts.min_password_length
+        if len(password) < minimum:
+            raise make_error("WEAK_PASSWORD", f"the password must have at least {minimum} characters")
+        return await self.hasher.hash(password)
+
     async def user_add(self, session: Session, msg: UserAdd) -> UserAddResult:
         """Create an account and its one-time invite; the action is archived."""
         username = msg.username.lower()
@@ -125,6 +124,8 @@ class AccountHandlers:
             raise make_error(
                 "BAD_MESSAGE", "a department admin needs its departments: add the user, then 'admin role set USER dept_admin'"
             )
+        if msg.bot and msg.role != "user":
+            raise make_error("BAD_MESSAGE", "a bot's role is always 'user'")
         token = new_secret()
         now = self.services.clock()
         expires = now + self.services.config.accounts.invite_ttl_hours * 3600
@@ -140,12 +141,13 @@ class AccountHandlers:
                 now=now,
                 expires_at=expires,
                 departments=msg.departments,
+                bot=msg.bot,
             )
             set_memberships_txn(conn, user.id, msg.departments)
             return user
 
         user = await self.services.db.write(txn, after_commit=self.services.users.put)
-        log.info("%s added user %s (%s)", session.actor.label, user.username, user.role)
+        log.info("%s added %s %s (%s)", session.actor.label, "bot" if user.bot else "user", user.username, user.role)
         return UserAddResult(user=user.username, invite=self.services.invite(token), expires=expires)
 
     # -- account lifecycle ----------------------------------------------------------------

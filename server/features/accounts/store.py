@@ -62,10 +62,11 @@ def add_user_with_invite_txn(
     now: float,
     expires_at: float,
     departments: tuple[int, ...] = (),
+    bot: bool = False,
 ) -> UserRow:
-    """Create an account with its one-time invite, and archive who did it (the caller places
-    the user in `departments`)."""
-    user = create_user_txn(conn, username, display_name, role, now)
+    """Create an account (a person's, or a `bot`'s) with its one-time invite, and archive who did
+    it (the caller places the user in `departments`)."""
+    user = create_user_txn(conn, username, display_name, role, now, bot=bot)
     create_invite_txn(conn, user.id, token_hash, now, expires_at)
     admin_action_txn(
         conn,
@@ -76,6 +77,7 @@ def add_user_with_invite_txn(
         display_name=display_name,
         role=role,
         departments=sorted(departments),
+        bot=bot,
     )
     return user
 
@@ -101,8 +103,11 @@ def invited_user(conn: sqlite3.Connection, token_hash: bytes, now: float) -> Use
     return _user(row)
 
 
-def redeem_invite_txn(conn: sqlite3.Connection, token_hash: bytes, user_id: int, new_password_hash: str, now: float) -> None:
-    """Mark the invite used and set the password; INVITE_INVALID if someone redeemed it first."""
+def redeem_invite_txn(
+    conn: sqlite3.Connection, token_hash: bytes, user_id: int, new_password_hash: str | None, now: float
+) -> None:
+    """Mark the invite used and set the password (None for a bot, which never has one: its
+    password login then fails like a wrong password); INVITE_INVALID if someone redeemed it first."""
     cursor = conn.execute(
         "UPDATE invites SET used_at = ? WHERE token_hash = ? AND user_id = ? AND used_at IS NULL AND expires_at > ?",
         (now, token_hash, user_id, now),

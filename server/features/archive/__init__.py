@@ -29,6 +29,8 @@ def feature(services: Services) -> Feature:
     return Feature(
         name="archive",
         actions={"admin_log.read": ADMINS | {"auditor"}, "archive.read": frozenset({"auditor"}), "audit_log.read": ADMINS},
+        # An auditor may read the log of their own queries (`audit_log` with `actor` = themselves).
+        self_service={"audit_log.read": "actor"},
         routes=(
             Route(AdminLog, handlers.admin_log, "admin_log.read"),
             Route(AuditSearch, audit.audit_search, "archive.read"),

@@ -202,7 +202,8 @@ class AuditHandlers:
         )
 
     async def audit_log(self, session: Session, msg: AuditLog) -> AuditLogResult:
-        """What auditors searched and exported, oldest first. IT admins only."""
+        """What auditors searched and exported, oldest first: all of it for IT admins, an
+        auditor's own entries for that auditor (the policy lets nobody else ask)."""
         found, more = await self.services.db.read(
             lambda conn: store.entries_of_kind(conn, "audit", msg.after, msg.limit, msg.actor)
         )

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from corridor.protocol.archive_format import GENESIS, entry_damage
 
 from .checkpoints import checkpoints, signature_holds
+from .store import head_seq
 
 _ROWS = "SELECT seq, ts, actor, kind, conversation_id, payload, payload_hash, prev_hash, hash FROM archive ORDER BY seq"
 
@@ -94,3 +95,28 @@ def verify_chain(
             last, last + 1, f"the archive ends at entry {last}, but entry {cut} was signed: entries after {last} were cut off"
         )
     return Verdict(last, checkpoints=len(marks) if public is not None else None)
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """The archive as the web console shows it to auditors: its newest entry, its latest signed
+    checkpoint (seq, time) and whether that signature holds, and a whole walk when one was asked for."""
+
+    head: int
+    checkpoint: tuple[int, float] | None
+    signature_holds: bool
+    verdict: Verdict | None = None
+
+
+def chain_status(conn: sqlite3.Connection, public: ed25519.Ed25519PublicKey, walk: bool = False) -> ChainStatus:
+    """Read-only: the chain's head and latest checkpoint, and with `walk` the whole chain checked
+    as `corridor audit verify DATA_DIR` checks it."""
+    found = checkpoints(conn)
+    latest = found[-1] if found else None
+    holds = latest is not None and signature_holds(public, *latest)
+    return ChainStatus(
+        head=head_seq(conn),
+        checkpoint=(latest[0], latest[2]) if latest else None,
+        signature_holds=holds,
+        verdict=verify_chain(conn, public) if walk else None,
+    )

@@ -59,6 +59,7 @@ def _person(row: store.PersonRow) -> Person:
         employee_no=row.employee_no,
         manager=row.manager,
         active=row.active,
+        bot=row.bot,
     )
 
 

@@ -35,6 +35,7 @@ class PersonRow:
     employee_no: str
     manager: str
     departments: tuple[int, ...]
+    bot: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,12 @@ def people(conn: sqlite3.Connection, ids: list[int]) -> list[PersonRow]:
             memberships.setdefault(user_id, []).append(department_id)
         for row in conn.execute(
             "SELECT u.id, u.username, u.display_name, u.active, coalesce(p.title, ''), coalesce(p.email, ''),"
-            " coalesce(p.phone, ''), coalesce(p.extension, ''), coalesce(p.employee_no, ''), coalesce(m.username, '')"
-            " FROM users u LEFT JOIN profiles p ON p.user_id = u.id LEFT JOIN users m ON m.id = p.manager_id"
+            " coalesce(p.phone, ''), coalesce(p.extension, ''), coalesce(p.employee_no, ''), coalesce(m.username, ''),"
+            " u.bot FROM users u LEFT JOIN profiles p ON p.user_id = u.id LEFT JOIN users m ON m.id = p.manager_id"
             f" WHERE u.id IN ({_marks(chunk)})",
             chunk,
         ):
-            found[row[0]] = PersonRow(*row[:3], bool(row[3]), *row[4:], tuple(memberships.get(row[0], ())))
+            found[row[0]] = PersonRow(*row[:3], bool(row[3]), *row[4:10], tuple(memberships.get(row[0], ())), bot=bool(row[10]))
     return [found[i] for i in ids if i in found]
 
 

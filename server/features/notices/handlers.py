@@ -20,6 +20,7 @@ from corridor.protocol.messages import (
 
 from ...services import Services
 from ...sessions import ADMINS, Delivery, Session
+from ..policies import store as policies_store
 from . import store
 
 UNREAD_LISTED = 5000
@@ -34,18 +35,21 @@ class NoticeHandlers:
     async def notice_send(self, session: Session, msg: NoticeSend) -> NoticeSent:
         """Check the policy for every target, the sender's hourly limit, then store and push."""
         me, now = session.actor, self.services.clock()
-        if msg.everyone == bool(msg.departments):
-            raise make_error("BAD_MESSAGE", "send a notice to some departments, or to everyone, not both or neither")
+        if msg.everyone == bool(msg.departments or msg.users):
+            raise make_error("BAD_MESSAGE", "send a notice to some departments or people, or to everyone, not both or neither")
         sender = self.services.users.by_id(me.user_id)
-        for department in msg.departments or (None,):
-            decision = await self.services.policy.decide(sender, "broadcast", department=department)
+        policy = self.services.policy
+        for department in msg.departments or ((None,) if msg.everyone else ()):
+            decision = await policy.decide(sender, "broadcast", department=department)
             if not decision.allowed:
                 raise make_error("FORBIDDEN", f"you may not send notices there: {decision.reason}")
-        per_hour = self.services.config.limits.notices_per_hour
+        users = await self._named_recipients(sender, msg.users)
+        # An integration is held to its own rate (`integrations/gate.py`), not a person's.
+        per_hour = self.services.config.limits.notices_per_hour if me.scopes is None else None
 
         def txn(conn):
-            recent = store.sent_since(conn, me.user_id, now - store.HOUR)
-            if len(recent) >= per_hour and not store.already_sent(conn, me.device_id, msg.msg_id):
+            recent = store.sent_since(conn, me.user_id, now - store.HOUR) if per_hour is not None else []
+            if per_hour is not None and len(recent) >= per_hour and not store.already_sent(conn, me.device_id, msg.msg_id):
                 raise make_error("RATE_LIMITED", f"at most {per_hour} notices an hour", retry_after=recent[0] + store.HOUR - now)
             return store.send_txn(
                 conn,
@@ -58,6 +62,7 @@ class NoticeHandlers:
                 departments=msg.departments,
                 everyone=msg.everyone,
                 now=now,
+                users=users,
             )
 
         def committed(sent: store.Sent) -> None:
@@ -68,6 +73,21 @@ class NoticeHandlers:
         sent = await self.services.db.write(txn, after_commit=committed)
         recipients = len(sent.recipients) if not sent.duplicate else (await self._status(sent.id, None))[0]
         return NoticeSent(id=sent.id, recipients=recipients, duplicate=sent.duplicate)
+
+    async def _named_recipients(self, sender, names: tuple[str, ...]) -> tuple[int, ...]:
+        """The ids of people a notice names; each must be active and in a department (or the
+        organisation) where the sender may broadcast."""
+        found = []
+        for name in dict.fromkeys(n.lower() for n in names):
+            user = self.services.users.by_name(name)
+            if user is None or not user.active:
+                raise make_error("NO_SUCH_USER", f"no user '{name}'")
+            places = await self.services.db.read(lambda conn, u=user: policies_store.memberships(conn, u.id))
+            decisions = [await self.services.policy.decide(sender, "broadcast", department=p) for p in places or (None,)]
+            if not any(d.allowed for d in decisions):
+                raise make_error("FORBIDDEN", f"you may not send notices to '{name}': {decisions[0].reason}")
+            found.append(user.id)
+        return tuple(found)
 
     async def notice_inbox(self, session: Session, msg: NoticeInbox) -> NoticeInboxResult:
         """My notices, newest first."""

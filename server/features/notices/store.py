@@ -49,9 +49,10 @@ def send_txn(
     departments: tuple[int, ...],
     everyone: bool,
     now: float,
+    users: tuple[int, ...] = (),
 ) -> Sent:
-    """Store a notice for everyone active in the departments' subtrees (or everyone), except its
-    sender, and archive it; a repeated (device, msg_id) returns the first."""
+    """Store a notice for everyone active in the departments' subtrees and the `users` (or
+    everyone), except its sender, and archive it; a repeated (device, msg_id) returns the first."""
     row = conn.execute("SELECT id, created_at FROM notices WHERE device_id = ? AND msg_id = ?", (device_id, msg_id)).fetchone()
     if row:
         return Sent(row[0], [], row[1], True)
@@ -61,15 +62,28 @@ def send_txn(
         missing = set(departments) - existing_departments(conn, departments)
         if missing:
             raise make_error("NO_SUCH_DEPARTMENT", f"no department {min(missing)}")
+        # A UNION of index lookups, not a scan of every user: the named people, then the
+        # members of the departments' subtrees.
         recipients = [
             r[0]
             for r in conn.execute(
-                "SELECT DISTINCT u.id FROM users u JOIN department_members m ON m.user_id = u.id"
-                " WHERE m.department_id IN (SELECT value FROM json_each(?)) AND u.active = 1 AND u.id != ? ORDER BY u.id",
-                (json.dumps(sorted(subtree(conn, departments))), sender_id),
+                "SELECT id FROM users WHERE id IN (SELECT value FROM json_each(?)) AND active = 1 AND id != ?"
+                " UNION SELECT u.id FROM department_members m JOIN users u ON u.id = m.user_id"
+                " WHERE m.department_id IN (SELECT value FROM json_each(?)) AND u.active = 1 AND u.id != ?"
+                " ORDER BY 1",
+                (
+                    json.dumps(list(users)),
+                    sender_id,
+                    json.dumps(sorted(subtree(conn, departments)) if departments else []),
+                    sender_id,
+                ),
             )
         ]
-    targets = json.dumps({"everyone": True} if everyone else {"departments": sorted(departments)})
+    named: dict = {"departments": sorted(departments)}
+    if users:
+        query = "SELECT username FROM users WHERE id IN (SELECT value FROM json_each(?)) ORDER BY username"
+        named["users"] = [r[0] for r in conn.execute(query, (json.dumps(list(users)),))]
+    targets = json.dumps({"everyone": True} if everyone else named)
     notice = conn.execute(
         "INSERT INTO notices (sender_id, device_id, msg_id, title, text, targets, recipients, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -53,6 +53,8 @@ class PolicyHandlers:
         user = self._user(msg.user)
         if (msg.role == DEPT_ADMIN) != bool(msg.departments):
             raise make_error("BAD_MESSAGE", "departments are given for the dept_admin role, and only for it")
+        if user.bot and msg.role != "user":
+            raise make_error("BAD_MESSAGE", "a bot's role is always 'user'")
         now, actor = self.services.clock(), session.actor.label
 
         def txn(conn):
