@@ -79,9 +79,10 @@ class HttpsCaller:
             ("Host", f"127.0.0.1:{self.port}"),
             ("Authorization", f"Bearer {self.token}"),
             ("Content-Type", "application/json"),
-            ("Idempotency-Key", key),
             ("Content-Length", str(len(body))),
         ]
+        if key:
+            headers.append(("Idempotency-Key", key))
         data = self.http.send(h11.Request(method="POST", target=path, headers=headers))
         data += self.http.send(h11.Data(data=body)) + self.http.send(h11.EndOfMessage())
         await self.stream.send_all(data)
@@ -113,6 +114,7 @@ async def measure(args: argparse.Namespace, http_port: int, work: Path, server: 
         "benchmark": "integration_api_notices",
         "date": time.strftime("%Y-%m-%d"),
         "connections": args.connections,
+        "notices_per_call": args.batch,
         "recipients": args.recipients,
         "seconds": args.seconds,
         "server_pinned_to_one_core": args.taskset,
@@ -139,14 +141,32 @@ async def measure(args: argparse.Namespace, http_port: int, work: Path, server: 
         sent = 0
         while trio.current_time() < until:
             sent += 1
-            body = json.dumps({"title": "报销审批提醒", "text": f"单据 {index}-{sent} 等待审批", "departments": [department]})
+            notices = [
+                {
+                    "id": f"c{index}-{sent}-{k}",
+                    "title": "报销审批提醒",
+                    "text": f"单据 {index}-{sent}-{k} 等待审批",
+                    "departments": [department],
+                }
+                for k in range(args.batch)
+            ]
             started = time.perf_counter()
-            status, answer = await caller.post("/api/v1/notices", body.encode(), f"c{index}-{sent}")
-            if status == 201:
-                acked.append(json.loads(answer)["id"])
-                if timed:
-                    latencies.append(1000 * (time.perf_counter() - started))
+            if args.batch == 1:
+                body = {key: value for key, value in notices[0].items() if key != "id"}
+                status, answer = await caller.post("/api/v1/notices", json.dumps(body).encode(), notices[0]["id"])
+                results = [json.loads(answer)] if status == 201 else []
             else:
+                status, answer = await caller.post("/api/v1/notices/batch", json.dumps({"notices": notices}).encode(), "")
+                results = json.loads(answer)["results"] if status == 200 else []
+            for outcome in results:
+                if "error" in outcome:
+                    code = outcome["error"]["code"]
+                    failures[code] = failures.get(code, 0) + 1
+                else:
+                    acked.append(outcome["id"])
+            if results and timed:
+                latencies.append(1000 * (time.perf_counter() - started))
+            if not results:
                 failures[str(status)] = failures.get(str(status), 0) + 1
         await caller.stream.aclose()
 
@@ -200,6 +220,9 @@ async def measure(args: argparse.Namespace, http_port: int, work: Path, server: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=32, help="HTTPS connections, one call in flight each")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="notices a call: 1 uses POST /api/v1/notices, more POST /api/v1/notices/batch"
+    )
     parser.add_argument("--recipients", type=int, default=10, help="people in the department, all connected")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to measure")
     parser.add_argument("--taskset", action=argparse.BooleanOptionalAction, default=None, help="pin server and generator")

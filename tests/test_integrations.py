@@ -233,3 +233,36 @@ def test_the_http_component_is_off_unless_configured(tmp_path):
         assert "integration API" not in server.output()
     finally:
         server.kill()
+
+
+def test_a_batch_of_reminders_each_with_its_own_outcome(office):
+    data, api = office["data"], office["api"]
+    token = add_integration(data, "oa", "--scope", "notices", "--rate", "60")  # bursts of 10 calls
+    admin(data, "policy", "set", "broadcast", "--department", "1", "--allow", "user:oa")
+    batch = {
+        "notices": [
+            {"id": "r1", "title": "报销审批提醒", "text": "3 张报销单", "users": ["alice"]},
+            {"id": "r2", "title": "请假审批提醒", "text": "1 张请假单", "departments": [1]},
+            {"id": "r3", "title": "No text"},
+            {"id": "r4", "title": "Everyone", "text": "x", "everyone": True},  # the rule covers department 1 only
+            "not an object",
+        ]
+    }
+    status, _, answer = api.call("POST", "/api/v1/notices/batch", token, batch)
+    assert status == 200
+    first, second, missing, refused, garbage = answer["results"]
+    assert (first["recipients"], second["recipients"]) == (1, 2)
+    assert missing["error"]["code"] == "BAD_MESSAGE" and "notices[2]" in missing["error"]["message"]
+    assert refused["error"]["code"] == "FORBIDDEN"
+    assert garbage["error"]["code"] == "BAD_MESSAGE"
+    assert sorted(n["title"] for n in inbox(office["alice"])) == ["报销审批提醒", "请假审批提醒"]
+
+    # A retried batch sends nothing twice; one larger than the rate's burst is refused whole.
+    status, _, again = api.call("POST", "/api/v1/notices/batch", token, {"notices": batch["notices"][:2]})
+    assert [r["duplicate"] for r in again["results"]] == [True, True]
+    assert [r["id"] for r in again["results"]] == [first["id"], second["id"]]
+    many = {"notices": [{"title": f"n{i}", "text": "x", "users": ["bob"]} for i in range(11)]}
+    status, _, answer = api.call("POST", "/api/v1/notices/batch", token, many)
+    assert (status, answer["error"]["code"]) == (429, "RATE_LIMITED")
+    assert len(inbox(office["bob"])) == 1
+    assert api.call("POST", "/api/v1/notices/batch", token, {"notices": []})[0] == 400

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 
+import trio
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,10 +25,11 @@ from corridor.protocol.schema import Record
 from ..features.integrations import IntegrationGate
 from ..router import Router
 from ..sessions import Actor, Session
-from .errors import error_response
+from .errors import error_body, error_response
 from .openapi import SPEC
 
 MAX_BODY = 64 * 1024
+MAX_BATCH = 100
 Endpoint = Callable[[HttpRequest, Actor], Awaitable[Response]]
 
 
@@ -89,6 +91,41 @@ class Api:
             {"id": sent.id, "recipients": sent.recipients, "duplicate": sent.duplicate}, 200 if sent.duplicate else 201
         )
 
+    async def notices_batch(self, request: HttpRequest, actor: Actor) -> Response:
+        """POST /api/v1/notices/batch: up to MAX_BATCH notices in one call (a morning's approval
+        reminders), each its own notice with its own outcome; all are stored in the same group
+        commits, so the batch costs one round trip and few fsyncs."""
+        body = await read_json(request)
+        items = body.get("notices")
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise make_error("BAD_MESSAGE", f"'notices' must be a list of 1 to {MAX_BATCH} notices")
+        messages: list[NoticeSend | CorridorError] = []
+        for index, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise make_error("BAD_MESSAGE", "a notice must be a JSON object")
+                fields = {k: item[k] for k in ("title", "text", "departments", "users", "everyone") if k in item}
+                messages.append(NoticeSend.from_fields({"msg_id": item.get("id") or uuid.uuid4().hex, **fields}))
+            except CorridorError as exc:
+                messages.append(make_error(exc.code, f"notices[{index}]: {exc.message}"))
+        self.gate.charge(actor, len(items) - 1)
+        outcomes: list[dict] = [{}] * len(messages)
+
+        async def send(index: int, message: NoticeSend) -> None:
+            try:
+                sent = await self._call(request, actor, message)
+                outcomes[index] = {"id": sent.id, "recipients": sent.recipients, "duplicate": sent.duplicate}
+            except CorridorError as exc:
+                outcomes[index] = error_body(exc)
+
+        async with trio.open_nursery() as nursery:
+            for index, message in enumerate(messages):
+                if isinstance(message, CorridorError):
+                    outcomes[index] = error_body(message)
+                else:
+                    nursery.start_soon(send, index, message)
+        return JSONResponse({"results": outcomes})
+
     async def messages(self, request: HttpRequest, actor: Actor) -> Response:
         """POST /api/v1/messages: a 1:1 message from the integration's bot."""
         body = await read_json(request)
@@ -131,6 +168,7 @@ class Api:
         return [
             Route("/api/v1/openapi.json", self.openapi, methods=["GET"]),
             Route("/api/v1/notices", self._authenticated(self.notices), methods=["POST"]),
+            Route("/api/v1/notices/batch", self._authenticated(self.notices_batch), methods=["POST"]),
             Route("/api/v1/messages", self._authenticated(self.messages), methods=["POST"]),
             Route("/api/v1/presence", self._authenticated(self.presence), methods=["GET"]),
             Route("/api/v1/directory", self._authenticated(self.directory), methods=["GET"]),

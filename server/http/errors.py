@@ -38,6 +38,11 @@ def status_of(error: CorridorError) -> int:
     return next((status for cls, status in _STATUS if isinstance(error, cls)), 500)
 
 
+def error_body(error: CorridorError) -> dict:
+    """The JSON form of an error (also each failed item of a batch)."""
+    return {"error": {"code": error.code, "message": error.message}}
+
+
 def error_response(error: CorridorError) -> JSONResponse:
     """The JSON answer for a refused call."""
     headers = {}
@@ -45,4 +50,4 @@ def error_response(error: CorridorError) -> JSONResponse:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     if status_of(error) == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="corridor"'
-    return JSONResponse({"error": {"code": error.code, "message": error.message}}, status_of(error), headers=headers)
+    return JSONResponse(error_body(error), status_of(error), headers=headers)

@@ -67,6 +67,19 @@ SPEC: dict = {
             "Stored durably and archived; online recipients have it already",
             "notice",
         ),
+        "/api/v1/notices/batch": {
+            "post": {
+                "summary": "Send up to 100 notices in one call, each with its own outcome (scope: notices)",
+                "description": "Each item is a NoticeSend with an optional `id` (its idempotency key). The batch "
+                "counts as one call per item against the rate, and is refused whole (429) if the rate does not "
+                "allow them all; otherwise each item succeeds or fails on its own.",
+                "requestBody": {"required": True, "content": _json("NoticeBatch")},
+                "responses": {
+                    "200": {"description": "One result per item, in order", "content": _json("NoticeBatchResults")},
+                    **_REFUSALS,
+                },
+            }
+        },
         "/api/v1/messages": _send(
             "Send a 1:1 message from the integration's bot account (scope: messages)",
             "MessageSend",
@@ -155,6 +168,32 @@ SPEC: dict = {
                     "id": {"type": "integer"},
                     "recipients": {"type": "integer"},
                     "duplicate": {"type": "boolean"},
+                },
+            },
+            "NoticeBatch": {
+                "type": "object",
+                "required": ["notices"],
+                "properties": {
+                    "notices": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 100,
+                        "items": {
+                            "allOf": [
+                                {"$ref": "#/components/schemas/NoticeSend"},
+                                {"properties": {"id": {"type": "string", "minLength": 1, "maxLength": 64}}},
+                            ]
+                        },
+                    }
+                },
+            },
+            "NoticeBatchResults": {
+                "type": "object",
+                "properties": {
+                    "results": {
+                        "type": "array",
+                        "items": {"oneOf": [{"$ref": "#/components/schemas/NoticeSent"}, {"$ref": "#/components/schemas/Error"}]},
+                    }
                 },
             },
             "MessageSend": {

@@ -37,6 +37,7 @@ class IntegrationGate:
         self.services = services
         self._rows: dict[bytes, store.IntegrationRow] = {}
         self._buckets: dict[int, _Bucket] = {}
+        self._by_user: dict[int, store.IntegrationRow] = {}  # by bot account: for `charge`
         self._used: dict[int, float] = {}
 
     def forget(self) -> None:
@@ -59,11 +60,17 @@ class IntegrationGate:
             raise make_error("LOGIN_FAILED", "unknown or revoked integration token")
         if row.allow_from and not _allowed(peer, row.allow_from):
             raise make_error("FORBIDDEN", f"integration '{row.name}' may not call from {peer}")
-        self._take(row)
+        self._take(row, 1)
         self._used[row.id] = self.services.clock()
+        self._by_user[row.user_id] = row
         return Actor("user", row.user_id, row.name, "user", row.device_id, scopes=frozenset(row.scopes))
 
-    def _take(self, row: store.IntegrationRow) -> None:
+    def charge(self, actor: Actor, calls: int) -> None:
+        """Count `calls` more calls for the integration acting as `actor` (the other items of
+        a batch): RATE_LIMITED, and none of them run, if its rate does not allow them all."""
+        self._take(self._by_user[actor.user_id], calls)
+
+    def _take(self, row: store.IntegrationRow, calls: int) -> None:
         now = time.monotonic()
         rate = row.rate_per_minute / 60.0
         capacity = max(1.0, rate * BURST_SECONDS)
@@ -72,12 +79,16 @@ class IntegrationGate:
             bucket = self._buckets[row.id] = _Bucket(capacity, now)
         bucket.tokens = min(capacity, bucket.tokens + (now - bucket.at) * rate)
         bucket.at = now
-        if bucket.tokens < 1.0:
-            wait = (1.0 - bucket.tokens) / rate
+        if calls > capacity:
+            raise make_error(
+                "RATE_LIMITED", f"integration '{row.name}' may make at most {int(capacity)} calls at once (its rate's burst)"
+            )
+        if bucket.tokens < calls:
+            wait = (calls - bucket.tokens) / rate
             raise make_error(
                 "RATE_LIMITED", f"integration '{row.name}' is limited to {row.rate_per_minute} calls a minute", retry_after=wait
             )
-        bucket.tokens -= 1.0
+        bucket.tokens -= calls
 
     async def record_call(self, actor: Actor, call: str, details: dict) -> None:
         """Archive a lookup an integration made (its answer goes out only after this commits)."""
