@@ -1,11 +1,11 @@
 """Builds the server in a fixed, readable order and runs it until asked to stop.
 
 Order: take the data dir lock → open the database and apply pending migrations → load the
-user cache → build the features and the router → start the committer and the features'
-background tasks → bind listeners → advertise → start the HTTP component (if configured) →
-report ready. Stopping reverses it (see
-`shutdown.py` for the signal side): stop accepting, give in-flight requests a deadline, close
-connections, stop the tasks, flush the committer.
+user cache → build the features and the router → start the committer, the NATS bus (if
+configured) and the features' background tasks → bind listeners → advertise → start the HTTP
+component (if configured) → report ready. Stopping reverses it (see `shutdown.py` for the
+signal side): stop accepting, give in-flight requests a deadline, close connections, stop the
+tasks and the bus (which sends what it still holds), flush the committer.
 """
 
 from __future__ import annotations
@@ -95,9 +95,19 @@ def _ca_fingerprint(config: Config) -> str:
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
 
 
+def build_bus(config: Config) -> Bus:
+    """The in-process bus, or the NATS one that also reaches other serve processes."""
+    if config.bus.backend == "local":
+        return Bus()
+    # Imported here: a server on the local bus never loads nats-py.
+    from .nats_bus import NatsBus
+
+    return NatsBus(config.bus.nats_url, config.bus.cluster, stop_grace=config.limits.shutdown_grace)
+
+
 def build_services(config: Config, db: Database) -> Services:
     """The shared parts every feature gets."""
-    bus = Bus()
+    bus = build_bus(config)
     users = UserCache(db.write_now(all_users))
     return Services(
         config=config,
@@ -197,6 +207,10 @@ class Server:
             config.control_socket.unlink(missing_ok=True)  # stale: the lock says no server owns it
             async with trio.open_nursery() as root:
                 await root.start(db.run_committer)
+                if config.bus.backend == "nats":
+                    # Cancelled with the root nursery, after the connections closed: it sends
+                    # their last deliveries, then disconnects within the grace period.
+                    await root.start(services.bus.run)
                 for task in router.tasks:
                     root.start_soon(task)
                 async with trio.open_nursery() as connections:

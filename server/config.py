@@ -121,6 +121,20 @@ class Http:
 
 
 @dataclass(frozen=True)
+class Bus:
+    # "local": one `serve` process. "nats": deliveries to users also reach their sessions in
+    # other processes through NATS (see `nats_bus.py`).
+    backend: str = "local"
+    nats_url: str = "nats://127.0.0.1:4222"
+    # The serve processes of one organisation share it (subjects `corridor.<cluster>.user.<id>`),
+    # so two deployments can share a NATS without hearing each other.
+    cluster: str = "main"
+
+
+BUS_BACKENDS = ("local", "nats")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole server configuration, with the data dir it was read from."""
 
@@ -133,6 +147,7 @@ class Config:
     ldap: Ldap = field(default_factory=Ldap)
     metrics: Metrics = field(default_factory=Metrics)
     http: Http = field(default_factory=Http)
+    bus: Bus = field(default_factory=Bus)
 
     def path(self, relative: str) -> Path:
         """A path from the config, resolved against the data dir."""
@@ -161,6 +176,7 @@ SECTIONS: dict[str, type] = {
     "ldap": Ldap,
     "metrics": Metrics,
     "http": Http,
+    "bus": Bus,
 }
 
 
@@ -235,7 +251,17 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
             except ConfigError as exc:
                 raise ConfigError(f"{source}: key '{key}': {exc}") from None
     _check_ldap(source, config.ldap)
+    _check_bus(source, config.bus)
     return config
+
+
+def _check_bus(source: str, bus: Bus) -> None:
+    if bus.backend not in BUS_BACKENDS:
+        raise ConfigError(f"{source}: key 'bus.backend' must be one of {', '.join(BUS_BACKENDS)}, not {bus.backend!r}")
+    if not re.fullmatch(r"nats://[^/\s]+", bus.nats_url):
+        raise ConfigError(f"{source}: key 'bus.nats_url' must be nats://HOST:PORT, not {bus.nats_url!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", bus.cluster):
+        raise ConfigError(f"{source}: key 'bus.cluster' must be 1-64 of A-Z a-z 0-9 _ -, not {bus.cluster!r}")
 
 
 def _check_dn(source: str, key: str, dn: str) -> None:

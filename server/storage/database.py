@@ -14,6 +14,9 @@ statement gives up the GIL and then waits for the busy event loop to hand it bac
 after the commit, before any waiter wakes, so events published from them keep commit order.
 
 `await db.read(fn)` runs on one of a few read connections; WAL readers never block the writer.
+
+`GroupCommit` is the part every backend shares (the queue, the committer, shutdown, reads);
+`Database` is SQLite's, `postgres.PostgresDatabase` PostgreSQL's.
 """
 
 from __future__ import annotations
@@ -66,14 +69,19 @@ class _Write:
     error: BaseException | None = None
 
 
-class Database:
-    """The owner of the write connection and the read connections of one SQLite file."""
+class GroupCommit:
+    """What every backend shares: the write queue, the committer loop and its shutdown, and the
+    pool of read connections. A backend gives the connections, `dialect` (which migration
+    scripts it runs), `location` (for messages) and `_commit_batch`."""
 
-    def __init__(self, path: Path, readers: int = 2):
-        self.path = Path(path)
-        self._writer = connect(self.path)
-        self._readers = [connect(self.path) for _ in range(readers)]
-        self._reader_slots = trio.Semaphore(readers) if readers else None
+    dialect: str
+    location: str
+    begin = "BEGIN"
+
+    def __init__(self, writer: Any, readers: list[Any]):
+        self._writer = writer
+        self._readers = readers
+        self._reader_slots = trio.Semaphore(len(readers)) if readers else None
         self._queue: list[_Write] = []
         self._wakeup = trio.Event()
         self._closed = False
@@ -130,8 +138,7 @@ class Database:
         self._wakeup = trio.Event()
         if not batch:
             return
-        if self._run_batch(batch):
-            await trio.to_thread.run_sync(self._commit, batch)
+        await self._commit_batch(batch)
         for item in batch:
             if item.error is None and item.after_commit is not None:
                 try:
@@ -141,20 +148,73 @@ class Database:
         for item in batch:
             item.done.set()
 
+    async def _commit_batch(self, batch: list[_Write]) -> None:
+        """Run the batch in one transaction and commit it, leaving each write's result or error
+        on it (the backend decides what runs in a worker thread)."""
+        raise NotImplementedError
+
+    def _run_each(self, batch: list[_Write]) -> None:
+        """Each write in its own SAVEPOINT of the open transaction: one failure fails only its caller."""
+        conn = self._writer
+        for item in batch:
+            conn.execute("SAVEPOINT w")
+            try:
+                item.result = item.fn(conn)
+                conn.execute("RELEASE w")
+            except Exception as exc:
+                conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+                item.error = self._typed(exc)
+
+    def _typed(self, exc: Exception) -> Exception:
+        return typed(exc)
+
+    def _fail_batch(self, batch: list[_Write], exc: Exception) -> None:
+        log.error("group commit of %d writes failed: %s", len(batch), exc)
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
+        for item in batch:
+            item.error = item.error or self._typed(exc)
+
+    def write_now(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run one write transaction synchronously (start-up and tools, before the committer runs)."""
+        conn = self._writer
+        conn.execute(self.begin)
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close every connection (the committer must have stopped)."""
+        self._closed = True
+        for conn in [self._writer, *self._readers]:
+            conn.close()
+
+
+class Database(GroupCommit):
+    """The owner of the write connection and the read connections of one SQLite file."""
+
+    dialect = "sqlite"
+    begin = "BEGIN IMMEDIATE"
+
+    def __init__(self, path: Path, readers: int = 2):
+        self.path = Path(path)
+        self.location = str(self.path)
+        super().__init__(connect(self.path), [connect(self.path) for _ in range(readers)])
+
+    async def _commit_batch(self, batch: list[_Write]) -> None:
+        if self._run_batch(batch):
+            await trio.to_thread.run_sync(self._commit, batch)
+
     def _run_batch(self, batch: list[_Write]) -> bool:
         """Run every write in one open transaction; False if the transaction itself failed."""
-        conn = self._writer
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for item in batch:
-                conn.execute("SAVEPOINT w")
-                try:
-                    item.result = item.fn(conn)
-                    conn.execute("RELEASE w")
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    item.error = typed(exc)
+            self._writer.execute(self.begin)
+            self._run_each(batch)
         except sqlite3.Error as exc:
             self._fail_batch(batch, exc)
             return False
@@ -169,28 +229,3 @@ class Database:
             return
         self.commits += 1
         self.writes += len(batch)
-
-    def _fail_batch(self, batch: list[_Write], exc: sqlite3.Error) -> None:
-        log.error("group commit of %d writes failed: %s", len(batch), exc)
-        if self._writer.in_transaction:
-            self._writer.execute("ROLLBACK")
-        for item in batch:
-            item.error = item.error or typed(exc)
-
-    def write_now(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run one write transaction synchronously (start-up and tools, before the committer runs)."""
-        conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-            return result
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def close(self) -> None:
-        """Close every connection (the committer must have stopped)."""
-        self._closed = True
-        for conn in [self._writer, *self._readers]:
-            conn.close()

@@ -1,6 +1,8 @@
-"""Accounts schema: users, one-time invites, and devices with their tokens."""
+"""Accounts schema: users, one-time invites, and devices with their tokens (PostgreSQL's
+scripts where they differ are in `migrations_postgresql.py`)."""
 
 from ...storage.migrations import Migration
+from . import migrations_postgresql
 
 MIGRATIONS = (
     Migration(
@@ -32,6 +34,7 @@ MIGRATIONS = (
         );
         CREATE INDEX devices_user ON devices (user_id);
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
     Migration(
         "accounts.0002_source",

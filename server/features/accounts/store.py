@@ -1,5 +1,6 @@
 """The accounts feature's SQL: users, invites, devices. `*_txn` functions run in the caller's
-transaction (through `Database.write`); the others are reads."""
+transaction (through `Database.write`); the others are reads. The SQL runs on SQLite and on
+PostgreSQL alike (docs/architecture.md, "Storage backends")."""
 
 from __future__ import annotations
 
@@ -34,13 +35,13 @@ def create_user_txn(
     """Insert a user without a password (set at enrollment; a bot never has one);
     ALREADY_EXISTS if the name is taken."""
     try:
-        cursor = conn.execute(
-            "INSERT INTO users (username, display_name, role, created_at, bot) VALUES (?, ?, ?, ?, ?)",
+        (user_id,) = conn.execute(
+            "INSERT INTO users (username, display_name, role, created_at, bot) VALUES (?, ?, ?, ?, ?) RETURNING id",
             (username, display_name, role, now, int(bot)),
-        )
+        ).fetchone()
     except sqlite3.IntegrityError:
         raise make_error("ALREADY_EXISTS", f"user '{username}' already exists") from None
-    return UserRow(cursor.lastrowid, username, display_name, role, True, bot)
+    return UserRow(user_id, username, display_name, role, True, bot)
 
 
 def create_invite_txn(conn: sqlite3.Connection, user_id: int, token_hash: bytes, now: float, expires_at: float) -> None:
@@ -119,10 +120,10 @@ def redeem_invite_txn(
 
 def add_device_txn(conn: sqlite3.Connection, user_id: int, name: str, token_hash: bytes, now: float) -> int:
     """Register a device and its token hash; returns the device id."""
-    cursor = conn.execute(
-        "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)", (user_id, name, token_hash, now)
-    )
-    return cursor.lastrowid
+    return conn.execute(
+        "INSERT INTO devices (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        (user_id, name, token_hash, now),
+    ).fetchone()[0]
 
 
 def device_for_token(conn: sqlite3.Connection, token_hash: bytes) -> tuple[int, int] | None:
@@ -174,7 +175,7 @@ def pending_invites(conn: sqlite3.Connection, user_id: int | None, now: float) -
     """(username, created, expires) of unused, unexpired invites, oldest first."""
     return conn.execute(
         "SELECT u.username, i.created_at, i.expires_at FROM invites i JOIN users u ON u.id = i.user_id"
-        " WHERE i.used_at IS NULL AND i.expires_at > ? AND (? IS NULL OR i.user_id = ?) ORDER BY i.created_at",
+        " WHERE i.used_at IS NULL AND i.expires_at > ? AND (CAST(? AS INTEGER) IS NULL OR i.user_id = ?) ORDER BY i.created_at",
         (now, user_id, user_id),
     ).fetchall()
 

@@ -1,0 +1,151 @@
+"""PostgreSQL with one writer and group commit: the same contract as SQLite's `Database`.
+
+How it works: the queue, the committer loop and its shutdown are `GroupCommit`'s, shared with
+SQLite. What differs is where the SQL runs. Every statement is a round trip to the server (and
+may wait for another process's row lock), so the whole batch — `BEGIN`, each write in its own
+`SAVEPOINT`, `COMMIT` — runs in one worker thread while the event loop serves the network;
+SQLite runs the statements on the loop because each takes microseconds. Reads run in worker
+threads on a few connections in autocommit mode, one snapshot a statement, as SQLite's do.
+
+Why threads and psycopg's sync API: psycopg's async connections need asyncio's loop and trio
+has none (trio-asyncio would put a second event loop under every query). A sync connection
+used by one thread at a time is what psycopg is built for, and a worker thread is how trio
+runs blocking calls (`trio.to_thread.run_sync`). The write functions therefore run in a thread
+here: like every `*_txn` function they must touch only their connection and arguments, and
+leave shared state to `after_commit`, which runs on the loop.
+
+Several server processes may write to one database. A transaction here is READ COMMITTED, so
+writers meet at rows, not at a database-wide lock as in SQLite: a unique key taken by another
+process's uncommitted insert makes ours wait for its COMMIT and then fail with IntegrityError,
+in its SAVEPOINT only. A store that needs more (a gap-free sequence, the archive chain) locks
+the row or table it extends inside its write.
+
+The stores are written against sqlite3's connection (`?` placeholders, `execute`, cursors to
+fetch from or iterate); `Connection` offers those calls on a psycopg connection.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+import trio
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+
+from corridor.protocol.errors import make_error
+
+from .database import GroupCommit, _Write
+
+
+class IntegrityError(sqlite3.IntegrityError, psycopg.IntegrityError):
+    """A constraint violation on PostgreSQL. It is also sqlite3's IntegrityError, so a store
+    catches one class (`except sqlite3.IntegrityError`) whichever engine it runs on, and also
+    psycopg's, so the committer treats it like any PostgreSQL error."""
+
+
+# A quoted string or name (where `?` is text), a `?` placeholder, or a `%`.
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+
+
+@functools.cache
+def placeholders(sql: str) -> str:
+    """sqlite3's `?` placeholders as psycopg's `%s` (a `?` in quoted text stays), and every
+    literal `%` (as in `LIKE 'a%'`) doubled, since psycopg reads `%` as a placeholder's start."""
+
+    def swap(match: re.Match[str]) -> str:
+        token = match.group()
+        if token == "?":
+            return "%s"
+        return token.replace("%", "%%")  # psycopg reads `%` inside quotes too
+
+    return _TOKEN.sub(swap, sql)
+
+
+class Connection:
+    """A psycopg connection (autocommit: transactions are explicit SQL) with the calls the stores
+    make on sqlite3's: `execute(sql, params)` and `executemany` return a cursor with `fetchone`,
+    `fetchall`, `rowcount` and iteration. There is no `lastrowid`: stores use `RETURNING`."""
+
+    def __init__(self, dsn: str):
+        self._dsn = dsn
+        self._pg = psycopg.connect(dsn, autocommit=True)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
+        """Run one statement (a whole script when there are no parameters)."""
+        self._reconnect_if_broken()
+        try:
+            if not params:
+                # Without parameters psycopg sends the text as it is: no placeholders to swap.
+                return self._pg.execute(sql)
+            return self._pg.execute(placeholders(sql), params)
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
+        """Run one statement once for each row of parameters."""
+        self._reconnect_if_broken()
+        cursor = self._pg.cursor()
+        try:
+            cursor.executemany(placeholders(sql), rows)
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (as sqlite3's attribute of the same name)."""
+        return self._pg.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._pg.close()
+
+    def _reconnect_if_broken(self) -> None:
+        # A connection the server dropped (a restart, an admin ending sessions) stays broken.
+        # Outside a transaction nothing is in flight on it, so a new session loses nothing;
+        # inside one the statement fails and so does the transaction, as it must.
+        if self._pg.broken and not self.in_transaction:
+            self._pg = psycopg.connect(self._dsn, autocommit=True)
+
+
+class PostgresDatabase(GroupCommit):
+    """The owner of the write connection and the read connections of one PostgreSQL database."""
+
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, readers: int = 2):
+        parts = conninfo_to_dict(dsn)
+        # Where, for messages; never the password.
+        self.location = f"postgresql://{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
+        writer = Connection(dsn)
+        try:
+            pool = [Connection(dsn) for _ in range(readers)]
+        except BaseException:
+            writer.close()
+            raise
+        super().__init__(writer, pool)
+
+    async def _commit_batch(self, batch: list[_Write]) -> None:
+        await trio.to_thread.run_sync(self._run_and_commit, batch)
+
+    def _run_and_commit(self, batch: list[_Write]) -> None:
+        """The whole transaction, in a worker thread."""
+        try:
+            self._writer.execute(self.begin)
+            self._run_each(batch)
+            self._writer.execute("COMMIT")
+        except psycopg.Error as exc:
+            self._fail_batch(batch, exc)
+            return
+        self.commits += 1
+        self.writes += len(batch)
+
+    def _typed(self, exc: Exception) -> Exception:
+        if isinstance(exc, psycopg.errors.DiskFull):
+            return make_error("STORAGE_FULL", "the database server's disk is full: nothing was stored; retry once space is freed")
+        return super()._typed(exc)
