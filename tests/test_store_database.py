@@ -10,6 +10,7 @@ import trio
 
 from corridor.protocol.errors import ServerUnavailable
 from corridor.server.storage.migrations import Migration, SchemaError, apply_migrations
+from corridor.server.storage.sql import each, listed
 
 from .pg import any_db_fixture, closed_later_fixture, pg_dsn_fixture, postgres_cluster_fixture  # noqa: F401
 
@@ -165,3 +166,19 @@ def test_a_migration_runs_its_postgresql_script_there(closed_later):
     apply_migrations(db, [typed])
     db.write_now(lambda c: c.execute("INSERT INTO blobs (b) VALUES (?)", (b"\x00\xff",)))
     assert db.write_now(lambda c: c.execute("SELECT b FROM blobs").fetchone()[0]) == b"\x00\xff"
+
+
+async def test_a_list_parameter_expands_the_same_way_on_both_engines(db):
+    for value in (1, 2, 3, 5):
+        await db.write(insert(value))
+
+    def pick(conn, wanted):
+        query = f"SELECT v FROM t WHERE v IN ({each(conn)}) ORDER BY v"
+        return [row[0] for row in conn.execute(query, (listed(conn, wanted),))]
+
+    assert await db.read(lambda c: pick(c, [5, 2, 9])) == [2, 5]
+    assert await db.read(lambda c: pick(c, [])) == []
+    names = await db.read(
+        lambda c: [r[0] for r in c.execute(f"SELECT value FROM ({each(c, 'text')}) AS e", (listed(c, ["王丽", "bob"]),))]
+    )
+    assert sorted(names) == ["bob", "王丽"]

@@ -71,6 +71,8 @@ class Connection:
     make on sqlite3's: `execute(sql, params)` and `executemany` return a cursor with `fetchone`,
     `fetchall`, `rowcount` and iteration. There is no `lastrowid`: stores use `RETURNING`."""
 
+    dialect = "postgresql"  # what `storage.sql` asks (sqlite3's connections have no such attribute)
+
     def __init__(self, dsn: str):
         self._dsn = dsn
         self._pg = psycopg.connect(dsn, autocommit=True)
