@@ -1,8 +1,6 @@
 """The accounts store's contract, written once and run on SQLite and on a real PostgreSQL
-server, through `db.write` / `db.read` as the server uses them: users, invites, devices.
-
-The actions that archive themselves (deactivate, revoke a device) need the archive store,
-which runs on SQLite only so far: on PostgreSQL those tests skip until it is ported."""
+server, through `db.write` / `db.read` as the server uses them: users, invites, devices, and
+the actions that archive themselves (deactivate, revoke a device)."""
 
 import pytest
 import trio
@@ -19,17 +17,9 @@ NOW = 1_700_000_000.25  # a fraction PostgreSQL's single-precision REAL would lo
 
 @pytest.fixture
 async def db(any_db):
-    """A started database with the accounts schema, and the archive's where it runs."""
-    apply_migrations(any_db, MIGRATIONS if any_db.dialect == "postgresql" else [*MIGRATIONS, *ARCHIVE_MIGRATIONS])
+    """A started database with the accounts and archive schemas."""
+    apply_migrations(any_db, [*MIGRATIONS, *ARCHIVE_MIGRATIONS])
     return any_db
-
-
-@pytest.fixture
-def with_archive(closed_later):
-    """For the actions that archive themselves: a skip on a backend the archive store does not
-    run on yet."""
-    if closed_later.dialect == "postgresql":
-        pytest.skip("archives the action: the archive store is not ported to PostgreSQL yet")
 
 
 async def add(db, username: str, role: str = "user", bot: bool = False) -> store.UserRow:
@@ -97,7 +87,7 @@ async def test_devices_are_added_and_found_by_token(db):
         ]
 
 
-async def test_a_revoked_device_token_no_longer_logs_in(with_archive, db):
+async def test_a_revoked_device_token_no_longer_logs_in(db):
     with trio.fail_after(10):
         ann = await add(db, "ann")
         laptop = await db.write(lambda c: store.add_device_txn(c, ann.id, "laptop", b"laptop", NOW))
@@ -109,7 +99,7 @@ async def test_a_revoked_device_token_no_longer_logs_in(with_archive, db):
         assert other.value.code == "NO_SUCH_DEVICE"
 
 
-async def test_a_deactivated_user_loses_invites_and_devices(with_archive, db):
+async def test_a_deactivated_user_loses_invites_and_devices(db):
     with trio.fail_after(10):
         ann = await add(db, "ann")
         await db.write(lambda c: store.create_invite_txn(c, ann.id, b"invite", NOW, NOW + 60))

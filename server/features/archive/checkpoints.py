@@ -71,11 +71,13 @@ def checkpoint_txn(conn: sqlite3.Connection, key: ed25519.Ed25519PrivateKey, now
     if head is None or (last is not None and last >= head[0]):
         return None
     seq, digest = head
-    conn.execute(
-        "INSERT INTO archive_checkpoints (seq, hash, ts, signature) VALUES (?, ?, ?, ?)",
+    # Several server processes may share a PostgreSQL database, and each signs: when another
+    # signed this head first (its insert waited for or committed), its checkpoint stands.
+    signed = conn.execute(
+        "INSERT INTO archive_checkpoints (seq, hash, ts, signature) VALUES (?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING RETURNING seq",
         (seq, digest, now, key.sign(checkpoint_bytes(seq, digest, now))),
-    )
-    return seq
+    ).fetchone()
+    return seq if signed else None
 
 
 def checkpoints(conn: sqlite3.Connection) -> list[tuple[int, bytes, float, bytes]]:

@@ -1,5 +1,6 @@
 """Archive schema: an append-only, hash-chained table of events, its search index, and the
-retention rules and legal holds that decide when an entry's payload may be erased."""
+retention rules and legal holds that decide when an entry's payload may be erased
+(PostgreSQL's scripts where they differ are in `migrations_postgresql.py`)."""
 
 import sqlite3
 
@@ -8,6 +9,8 @@ import msgpack
 from corridor.protocol.archive_format import GENESIS, entry_hash, payload_digest
 
 from ...storage.migrations import Migration
+from ...storage.sql import dialect
+from . import migrations_postgresql
 from .store import index_txn
 
 # The one change the archive allows: retention erasing the payload of a message, notice or
@@ -35,7 +38,9 @@ def _index_existing(conn: sqlite3.Connection) -> None:
 def _rechain(conn: sqlite3.Connection) -> None:
     """Rewrite a format-1 chain (which hashed the payload bytes themselves) as format 2. Only
     development builds wrote format 1; their checkpoints sign format-1 hashes, so they go, and
-    the server signs the new head when it starts."""
+    the server signs the new head when it starts. PostgreSQL archives start at format 2."""
+    if dialect(conn) == "postgresql":
+        return
     prev = GENESIS
     rows = conn.execute("SELECT seq, ts, actor, kind, conversation_id, payload FROM archive ORDER BY seq").fetchall()
     for seq, ts, actor, kind, conversation, payload in rows:
@@ -81,6 +86,7 @@ MIGRATIONS = (
         CREATE TRIGGER archive_no_delete BEFORE DELETE ON archive
             BEGIN SELECT RAISE(ABORT, 'the archive is append-only'); END;
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
     Migration(
         "archive.0002_kind_index",
@@ -101,6 +107,7 @@ MIGRATIONS = (
         CREATE TRIGGER archive_checkpoints_no_delete BEFORE DELETE ON archive_checkpoints
             BEGIN SELECT RAISE(ABORT, 'archive checkpoints are append-only'); END;
         """,
+        postgresql=migrations_postgresql.CHECKPOINTS,
     ),
     Migration(
         "archive.0004_format_2",
@@ -119,6 +126,7 @@ MIGRATIONS = (
         );
         """,
         then=_rechain,
+        postgresql=migrations_postgresql.FORMAT_2,
     ),
     Migration(
         "archive.0005_search",
@@ -136,6 +144,7 @@ MIGRATIONS = (
         CREATE INDEX archive_ts ON archive (ts);
         """,
         then=_index_existing,
+        postgresql=migrations_postgresql.SEARCH,
     ),
     Migration(
         "archive.0006_index_behind",
@@ -145,5 +154,6 @@ MIGRATIONS = (
         CREATE TABLE archive_index_state (indexed_through INTEGER NOT NULL);
         INSERT INTO archive_index_state SELECT coalesce(max(seq), 0) FROM archive;
         """,
+        postgresql=migrations_postgresql.INDEX_BEHIND,
     ),
 )

@@ -9,13 +9,18 @@ sender and direct recipient, a notice's or upload's author).
 Time ranges use the `ts` index to find the range of seqs, then filter on `ts` exactly: seq order
 is archive order and follows time, except if the server's clock stepped back (tolerated up to
 `CLOCK_SLACK`).
+
+The text condition is the one part that differs between engines (see `text.py`): FTS5's MATCH
+on SQLite, `LIKE` patterns on a pg_trgm index on PostgreSQL; the plans and the hits are the same.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
+
+from ...storage.sql import dialect, each, listed
+from .text import TextMatch
 
 CONTENT_KINDS = ("message", "notice", "file")
 CLOCK_SLACK = 3600.0
@@ -23,15 +28,15 @@ CLOCK_SLACK = 3600.0
 # against the text (about 0.1 ms an entry); beyond, it walks the text's matches instead.
 CHECK_EACH = 2000
 ROW_COLUMNS = "a.seq, a.ts, a.actor, a.kind, a.conversation_id, a.payload, a.payload_hash, a.prev_hash, a.hash, a.purged_at"
-_NO_LIMIT = -1
+_NO_LIMIT = -1  # SQLite's "no limit"; PostgreSQL's is NULL
 
 
 @dataclass(frozen=True)
 class Selection:
-    """A resolved filter: an FTS expression, a user id, a set of departments (None: any), a
+    """A resolved filter: a text to match, a user id, a set of departments (None: any), a
     conversation, and a time range."""
 
-    match: str | None = None
+    match: TextMatch | None = None
     participant: int | None = None
     departments: frozenset[int] | None = None
     conversation: int | None = None
@@ -66,7 +71,7 @@ def select(
     order (or reversed)."""
     lo, hi = _seq_range(conn, sel, lo, hi)
     if lo >= hi:
-        return conn.execute("SELECT 1 WHERE 0")
+        return conn.execute("SELECT 1 WHERE 1 = 0")
     where = [f"a.kind IN {CONTENT_KINDS}"]
     params: list = []
     by_person = sel.participant is not None and (sel.match is None or _few(conn, _PERSON, sel.participant, lo, hi))
@@ -80,16 +85,19 @@ def select(
         where.append("pp.user_id = ?")
         params.append(sel.participant)
         if sel.match is not None:
-            where.append("EXISTS (SELECT 1 FROM archive_text t WHERE t.rowid = pp.seq AND archive_text MATCH ?)")
-            params.append(sel.match)
+            text_key, matches, text_params = _text(conn, sel.match)
+            where.append(f"EXISTS (SELECT 1 FROM archive_text t WHERE {text_key} = pp.seq AND {matches})")
+            params += text_params
     elif in_conversation:
         source, key = "archive a", "a.seq"
-        where.append("EXISTS (SELECT 1 FROM archive_text t WHERE t.rowid = a.seq AND archive_text MATCH ?)")
-        params.append(sel.match)
+        text_key, matches, text_params = _text(conn, sel.match)
+        where.append(f"EXISTS (SELECT 1 FROM archive_text t WHERE {text_key} = a.seq AND {matches})")
+        params += text_params
     elif sel.match is not None:
-        source, key = "archive_text t JOIN archive a ON a.seq = t.rowid", "t.rowid"
-        where.append("archive_text MATCH ?")
-        params.append(sel.match)
+        text_key, matches, text_params = _text(conn, sel.match)
+        source, key = f"archive_text t JOIN archive a ON a.seq = {text_key}", text_key
+        where.append(matches)
+        params += text_params
         if sel.participant is not None:
             where.append("EXISTS (SELECT 1 FROM archive_people p WHERE p.user_id = ? AND p.seq = a.seq)")
             params.append(sel.participant)
@@ -109,12 +117,23 @@ def select(
     if sel.departments is not None:
         where.append(
             "EXISTS (SELECT 1 FROM archive_people p JOIN department_members m ON m.user_id = p.user_id"
-            " WHERE p.seq = a.seq AND m.department_id IN (SELECT value FROM json_each(?)))"
+            f" WHERE p.seq = a.seq AND m.department_id IN ({each(conn)}))"
         )
-        params.append(json.dumps(sorted(sel.departments)))
+        params.append(listed(conn, sorted(sel.departments)))
     order = "DESC" if newest_first else "ASC"
+    if limit == _NO_LIMIT and dialect(conn) == "postgresql":
+        limit = None
     query = f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} ORDER BY {key} {order} LIMIT ?"
     return conn.execute(query, (*params, limit))
+
+
+def _text(conn: sqlite3.Connection, match: TextMatch) -> tuple[str, str, list[str]]:
+    """The text index's seq column, the condition that an entry's text matches, and its
+    parameters, on this connection's engine (the index is aliased `t`)."""
+    if dialect(conn) == "sqlite":
+        return "t.rowid", "archive_text MATCH ?", [match.fts5()]
+    patterns = match.like_patterns()
+    return "t.seq", " AND ".join(["t.body LIKE ?"] * len(patterns)), patterns
 
 
 _PERSON = "SELECT 1 FROM archive_people WHERE user_id = ? AND seq > ? AND seq <= ? LIMIT ?"
@@ -124,4 +143,6 @@ _CONVERSATION = "SELECT 1 FROM archive WHERE conversation_id = ? AND seq > ? AND
 def _few(conn: sqlite3.Connection, entries_of: str, key: int, lo: int, hi: int) -> bool:
     """Whether the person's (or conversation's) entries in (lo, hi] are few enough to check each
     against the text; otherwise a common word would be walked through everyone's messages."""
-    return conn.execute(f"SELECT count(*) FROM ({entries_of})", (key, lo, hi, CHECK_EACH + 1)).fetchone()[0] <= CHECK_EACH
+    return (
+        conn.execute(f"SELECT count(*) FROM ({entries_of}) AS found", (key, lo, hi, CHECK_EACH + 1)).fetchone()[0] <= CHECK_EACH
+    )

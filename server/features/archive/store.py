@@ -1,9 +1,9 @@
 """The archive's SQL. `append_txn` is the one cross-feature call: features make it inside
-the transaction that performs what it records, so the record and the act commit together."""
+the transaction that performs what it records, so the record and the act commit together.
+The SQL runs on SQLite and on PostgreSQL (docs/architecture.md, "Storage backends")."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 
@@ -11,7 +11,12 @@ import msgpack
 
 from corridor.protocol.archive_format import GENESIS, entry_hash, payload_digest
 
-from .text import index_text
+from ...storage.sql import dialect, each, listed
+from .text import index_text, token_line
+
+# The PostgreSQL advisory lock that serialises appends to the chain across server processes
+# (any constant no other lock in the database uses: "corrarch" in ASCII).
+CHAIN_LOCK = 0x636F_7272_6172_6368
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,16 @@ class ArchiveEntry:
 def append_txn(conn: sqlite3.Connection, *, ts: float, actor: str, kind: str, conversation: int | None, payload: dict) -> int:
     """Append one entry to the chain inside the caller's transaction; returns its seq. The search
     index follows a moment later (`index_pending_txn`)."""
+    if dialect(conn) == "postgresql":
+        # Reading the head and inserting the next entry must not interleave with another
+        # process doing the same, or two entries would claim one seq or link to one prev_hash.
+        # SQLite's BEGIN IMMEDIATE already makes this the only writer. On PostgreSQL a
+        # transaction-level advisory lock, taken before the read: at READ COMMITTED the read
+        # after the wait sees the entry the lock's previous holder committed. `FOR UPDATE` on
+        # the head row would not do: after waiting it returns that same row again, not the
+        # one inserted after it. The lock is held until our COMMIT, so entries commit in seq
+        # order and readers never see a gap.
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (CHAIN_LOCK,))
     row = conn.execute("SELECT seq, hash FROM archive ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
     body = msgpack.packb(payload, use_bin_type=True)
@@ -46,7 +61,11 @@ def index_pending_txn(conn: sqlite3.Connection, limit: int) -> int:
     """Index up to `limit` entries appended since the index last caught up; returns how many.
     Indexing in batches rather than in each send's transaction writes one full-text segment per
     batch instead of one per group commit (a quarter of a send's cost at 200 clients)."""
-    (through,) = conn.execute("SELECT indexed_through FROM archive_index_state").fetchone()
+    # On PostgreSQL two processes' indexers could index the same entries (and fail on their
+    # keys): the row lock makes the second wait, and READ COMMITTED's FOR UPDATE then reads
+    # the first one's updated row. SQLite's writer is alone anyway (and has no FOR UPDATE).
+    lock = " FOR UPDATE" if dialect(conn) == "postgresql" else ""
+    (through,) = conn.execute(f"SELECT indexed_through FROM archive_index_state{lock}").fetchone()
     rows = conn.execute(
         "SELECT seq, actor, kind, payload FROM archive WHERE seq > ? ORDER BY seq LIMIT ?", (through, limit)
     ).fetchall()
@@ -68,8 +87,10 @@ def index_txn(conn: sqlite3.Connection, seq: int, actor: str, kind: str, payload
     """Make an entry findable: its text, and the people it is about (a message's sender and
     direct recipient; a notice's or an upload's author)."""
     text = index_text(kind, payload)
-    if text:
+    if text and dialect(conn) == "sqlite":
         conn.execute("INSERT INTO archive_text (rowid, body) VALUES (?, ?)", (seq, text))
+    elif text:
+        conn.execute("INSERT INTO archive_text (seq, body) VALUES (?, ?)", (seq, token_line(text)))
     if kind == "message":
         people = {p for p in (payload.get("sender"), payload.get("recipient")) if p is not None}
     elif kind in ("notice", "file"):
@@ -116,7 +137,8 @@ def erase_txn(conn: sqlite3.Connection, seq: int, now: float) -> None:
     """Make an entry a tombstone: its payload erased and unsearchable, its hashes (and so the
     chain) kept. The archive's trigger allows no other change."""
     conn.execute("UPDATE archive SET payload = NULL, purged_at = ? WHERE seq = ? AND payload IS NOT NULL", (now, seq))
-    conn.execute("DELETE FROM archive_text WHERE rowid = ?", (seq,))
+    key = "rowid" if dialect(conn) == "sqlite" else "seq"  # FTS5 keys its rows by rowid
+    conn.execute(f"DELETE FROM archive_text WHERE {key} = ?", (seq,))
 
 
 @dataclass(frozen=True)
@@ -142,8 +164,8 @@ def expiring(conn: sqlite3.Connection, after: int, older_than: float, limit: int
     if not rows:
         return [], None
     people: dict[int, set[int]] = {}
-    query = "SELECT seq, user_id FROM archive_people WHERE seq IN (SELECT value FROM json_each(?))"
-    for seq, user_id in conn.execute(query, (json.dumps([r[0] for r in rows]),)):
+    query = f"SELECT seq, user_id FROM archive_people WHERE seq IN ({each(conn)})"
+    for seq, user_id in conn.execute(query, (listed(conn, [r[0] for r in rows]),)):
         people.setdefault(seq, set()).add(user_id)
     found = [
         Expiring(seq, ts, kind, conversation, msgpack.unpackb(payload, raw=False), frozenset(people.get(seq, ())))

@@ -239,8 +239,9 @@ def apply_txn(
     for path in result.new_departments:
         parent = tree.id_of.get(path[:-1]) if len(path) > 1 else None
         department = conn.execute(
-            "INSERT INTO departments (parent_id, name, created_at, source) VALUES (?, ?, ?, ?)", (parent, path[-1], now, source)
-        ).lastrowid
+            "INSERT INTO departments (parent_id, name, created_at, source) VALUES (?, ?, ?, ?) RETURNING id",
+            (parent, path[-1], now, source),
+        ).fetchone()[0]
         tree.id_of[path] = department
         admin_action_txn(
             conn, actor=actor, now=now, action="department_add", id=department, name=path[-1], parent=parent, source=source
@@ -250,9 +251,9 @@ def apply_txn(
     for person in result.creates:
         name = person.username.lower()
         user_id = conn.execute(
-            "INSERT INTO users (username, display_name, role, active, source, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (username, display_name, role, active, source, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (name, person.display_name, person.role or "user", int(person.active), source, now),
-        ).lastrowid
+        ).fetchone()[0]
         ids[name] = user_id
         changed.append(user_id)
         if new_invite is not None and person.active:

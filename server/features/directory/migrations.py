@@ -4,10 +4,12 @@ Every change to a person (their user row, profile or memberships) or to a depart
 global directory version through triggers, in the same transaction as the change itself — so
 no writer, in this feature or another, can forget to, and a client syncing "after version N"
 can never miss one. The log keeps one row per person/department: the version of its latest
-change, which is what sync pages through.
+change, which is what sync pages through. PostgreSQL's scripts, a trigger function among them,
+are in `migrations_postgresql.py`.
 """
 
 from ...storage.migrations import Migration
+from . import migrations_postgresql
 
 
 def _bump(kind: str, entity: str) -> str:
@@ -70,6 +72,7 @@ MIGRATIONS = (
         CREATE TRIGGER directory_department_added AFTER INSERT ON departments BEGIN {_bump("department", "NEW.id")} END;
         CREATE TRIGGER directory_department_changed AFTER UPDATE ON departments BEGIN {_bump("department", "NEW.id")} END;
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
     Migration(
         "directory.0002_source_and_removal",
@@ -77,5 +80,6 @@ MIGRATIONS = (
         ALTER TABLE departments ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
         CREATE TRIGGER directory_department_removed AFTER DELETE ON departments BEGIN {_bump("department", "OLD.id")} END;
         """,
+        postgresql=migrations_postgresql.SOURCE_AND_REMOVAL,
     ),
 )

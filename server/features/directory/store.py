@@ -2,24 +2,24 @@
 
 People are the `users` rows of the accounts feature joined with their profile here; the
 directory reads those rows but writes only its own tables (the triggers in `migrations.py`
-log changes to both).
+log changes to both). The SQL runs on SQLite and on PostgreSQL alike (docs/architecture.md,
+"Storage backends").
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from corridor.protocol.errors import make_error
 
+from ...storage.sql import each, listed
 from ..archive.store import admin_action_txn
 from .search_keys import like_pattern, matches_without, search_key
 
 PROFILE_FIELDS = ("title", "email", "phone", "extension", "employee_no")
-CHUNK = 500  # ids per IN (…) list, well under SQLite's variable limit
 
 
 @dataclass(frozen=True)
@@ -45,42 +45,31 @@ class DepartmentRow:
     parent: int | None
 
 
-def _chunks(ids: list[int]) -> Iterable[list[int]]:
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start : start + CHUNK]
-
-
-def _marks(ids: list[int]) -> str:
-    return ",".join("?" * len(ids))
-
-
 def people(conn: sqlite3.Connection, ids: list[int]) -> list[PersonRow]:
     """Directory entries for these user ids, in the order given."""
     found: dict[int, PersonRow] = {}
-    for chunk in _chunks(ids):
-        memberships: dict[int, list[int]] = {}
-        for user_id, department_id in conn.execute(
-            f"SELECT user_id, department_id FROM department_members WHERE user_id IN ({_marks(chunk)}) ORDER BY department_id",
-            chunk,
-        ):
-            memberships.setdefault(user_id, []).append(department_id)
-        for row in conn.execute(
-            "SELECT u.id, u.username, u.display_name, u.active, coalesce(p.title, ''), coalesce(p.email, ''),"
-            " coalesce(p.phone, ''), coalesce(p.extension, ''), coalesce(p.employee_no, ''), coalesce(m.username, ''),"
-            " u.bot FROM users u LEFT JOIN profiles p ON p.user_id = u.id LEFT JOIN users m ON m.id = p.manager_id"
-            f" WHERE u.id IN ({_marks(chunk)})",
-            chunk,
-        ):
-            found[row[0]] = PersonRow(*row[:3], bool(row[3]), *row[4:10], tuple(memberships.get(row[0], ())), bot=bool(row[10]))
+    memberships: dict[int, list[int]] = {}
+    for user_id, department_id in conn.execute(
+        f"SELECT user_id, department_id FROM department_members WHERE user_id IN ({each(conn)}) ORDER BY department_id",
+        (listed(conn, ids),),
+    ):
+        memberships.setdefault(user_id, []).append(department_id)
+    for row in conn.execute(
+        "SELECT u.id, u.username, u.display_name, u.active, coalesce(p.title, ''), coalesce(p.email, ''),"
+        " coalesce(p.phone, ''), coalesce(p.extension, ''), coalesce(p.employee_no, ''), coalesce(m.username, ''),"
+        " u.bot FROM users u LEFT JOIN profiles p ON p.user_id = u.id LEFT JOIN users m ON m.id = p.manager_id"
+        f" WHERE u.id IN ({each(conn)})",
+        (listed(conn, ids),),
+    ):
+        found[row[0]] = PersonRow(*row[:3], bool(row[3]), *row[4:10], tuple(memberships.get(row[0], ())), bot=bool(row[10]))
     return [found[i] for i in ids if i in found]
 
 
 def departments(conn: sqlite3.Connection, ids: list[int]) -> list[DepartmentRow]:
     """These departments, in the order given."""
     found: dict[int, DepartmentRow] = {}
-    for chunk in _chunks(ids):
-        for row in conn.execute(f"SELECT id, name, parent_id FROM departments WHERE id IN ({_marks(chunk)})", chunk):
-            found[row[0]] = DepartmentRow(*row)
+    for row in conn.execute(f"SELECT id, name, parent_id FROM departments WHERE id IN ({each(conn)})", (listed(conn, ids),)):
+        found[row[0]] = DepartmentRow(*row)
     return [found[i] for i in ids if i in found]
 
 
@@ -131,12 +120,15 @@ def add_department_txn(conn: sqlite3.Connection, *, name: str, parent: int | Non
     """Create a department; NO_SUCH_DEPARTMENT for an unknown parent, ALREADY_EXISTS for a sibling's name."""
     if parent is not None and not conn.execute("SELECT 1 FROM departments WHERE id = ?", (parent,)).fetchone():
         raise make_error("NO_SUCH_DEPARTMENT", f"no department {parent}")
-    try:
-        department = conn.execute(
-            "INSERT INTO departments (parent_id, name, created_at) VALUES (?, ?, ?)", (parent, name, now)
-        ).lastrowid
-    except sqlite3.IntegrityError:
-        raise make_error("ALREADY_EXISTS", f"a department named {name!r} already exists there") from None
+    # ON CONFLICT rather than catching the IntegrityError: on PostgreSQL that error would abort
+    # the transaction the caller goes on using.
+    inserted = conn.execute(
+        "INSERT INTO departments (parent_id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+        (parent, name, now),
+    ).fetchone()
+    if inserted is None:
+        raise make_error("ALREADY_EXISTS", f"a department named {name!r} already exists there")
+    (department,) = inserted
     admin_action_txn(conn, actor=actor, now=now, action="department_add", id=department, name=name, parent=parent)
     return department
 
@@ -178,7 +170,7 @@ def set_profile_txn(
 def set_memberships_txn(conn: sqlite3.Connection, user_id: int, department_ids: Iterable[int]) -> None:
     """Make the user a member of exactly these departments (NO_SUCH_DEPARTMENT for an unknown one)."""
     wanted = set(department_ids)
-    known = {row[0] for row in conn.execute(f"SELECT id FROM departments WHERE id IN ({_marks(list(wanted))})", list(wanted))}
+    known = {row[0] for row in conn.execute(f"SELECT id FROM departments WHERE id IN ({each(conn)})", (listed(conn, wanted),))}
     if wanted - known:
         raise make_error("NO_SUCH_DEPARTMENT", f"no department {sorted(wanted - known)[0]}")
     current = {row[0] for row in conn.execute("SELECT department_id FROM department_members WHERE user_id = ?", (user_id,))}
@@ -210,21 +202,22 @@ def stale_search_keys(conn: sqlite3.Connection) -> tuple[list[tuple[int, str, st
     version = max([since, *(v for v, _ in rows)])
     ids = [entity for _, entity in rows]
     names: dict[int, list[str]] = {}
-    for chunk in _chunks(ids):
-        for user_id, name in conn.execute(
-            "SELECT m.user_id, d.name FROM department_members m JOIN departments d ON d.id = m.department_id"
-            f" WHERE m.user_id IN ({_marks(chunk)})",
-            chunk,
-        ):
-            names.setdefault(user_id, []).append(name)
+    for user_id, name in conn.execute(
+        "SELECT m.user_id, d.name FROM department_members m JOIN departments d ON d.id = m.department_id"
+        f" WHERE m.user_id IN ({each(conn)})",
+        (listed(conn, ids),),
+    ):
+        names.setdefault(user_id, []).append(name)
     found = [(p.id, p.display_name, p.user, p.title, names.get(p.id, [])) for p in people(conn, ids)]
     return found, version
 
 
 def store_search_keys_txn(conn: sqlite3.Connection, keys: list[tuple[int, str]], version: int) -> None:
     """Save refreshed keys and the version they are current at (never moving it back)."""
-    conn.executemany("INSERT OR REPLACE INTO search_keys (user_id, key) VALUES (?, ?)", keys)
-    conn.execute("UPDATE search_state SET version = max(version, ?) WHERE id = 1", (version,))
+    conn.executemany(
+        "INSERT INTO search_keys (user_id, key) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET key = excluded.key", keys
+    )
+    conn.execute("UPDATE search_state SET version = ? WHERE id = 1 AND version < ?", (version, version))
 
 
 def compute_keys(stale: list[tuple[int, str, str, str, list[str]]]) -> list[tuple[int, str]]:
@@ -241,9 +234,9 @@ def search(conn: sqlite3.Connection, query: str, limit: int, invisible: frozense
         " WHERE k.key LIKE ? ESCAPE '\\' AND u.active = 1"
         " AND (NOT EXISTS (SELECT 1 FROM department_members m WHERE m.user_id = u.id)"
         "  OR EXISTS (SELECT 1 FROM department_members m WHERE m.user_id = u.id"
-        "   AND m.department_id NOT IN (SELECT value FROM json_each(?))))"
+        f"   AND m.department_id NOT IN ({each(conn)})))"
         " ORDER BY u.display_name" + ("" if invisible else " LIMIT ?"),
-        (like_pattern(query), json.dumps(sorted(invisible)), *(() if invisible else (limit,))),
+        (like_pattern(query), listed(conn, sorted(invisible)), *(() if invisible else (limit,))),
     ).fetchall()
     if invisible:
         hidden = _hidden_names(conn, [user_id for user_id, _ in rows], invisible)
@@ -255,12 +248,10 @@ def search(conn: sqlite3.Connection, query: str, limit: int, invisible: frozense
 def _hidden_names(conn: sqlite3.Connection, ids: list[int], invisible: frozenset[int]) -> dict[int, list[str]]:
     """For each of these people, the names of their departments in `invisible`."""
     names: dict[int, list[str]] = {}
-    hidden = json.dumps(sorted(invisible))
-    for chunk in _chunks(ids):
-        for user_id, name in conn.execute(
-            "SELECT m.user_id, d.name FROM department_members m JOIN departments d ON d.id = m.department_id"
-            f" WHERE m.user_id IN ({_marks(chunk)}) AND m.department_id IN (SELECT value FROM json_each(?))",
-            (*chunk, hidden),
-        ):
-            names.setdefault(user_id, []).append(name)
+    for user_id, name in conn.execute(
+        "SELECT m.user_id, d.name FROM department_members m JOIN departments d ON d.id = m.department_id"
+        f" WHERE m.user_id IN ({each(conn)}) AND m.department_id IN ({each(conn)})",
+        (listed(conn, ids), listed(conn, sorted(invisible))),
+    ):
+        names.setdefault(user_id, []).append(name)
     return names

@@ -1,6 +1,8 @@
-"""Files schema: stored contents by hash, and uploads (finished or under way) per user."""
+"""Files schema: stored contents by hash, and uploads (finished or under way) per user
+(PostgreSQL's script is in `migrations_postgresql.py`)."""
 
 from ...storage.migrations import Migration
+from . import migrations_postgresql
 
 MIGRATIONS = (
     Migration(
@@ -25,5 +27,6 @@ MIGRATIONS = (
         CREATE UNIQUE INDEX uploads_open ON uploads (user_id, sha256) WHERE completed_at IS NULL;
         CREATE INDEX uploads_user ON uploads (user_id, sha256);
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
 )

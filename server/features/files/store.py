@@ -5,6 +5,7 @@ uploaded themselves, or one carried by a `file` message they can see — in a co
 are a member of, after the point they joined. A recalled message no longer carries its file
 (`messages.file_sha256` is cleared), so recalling takes a file away from those who had only
 that message. These queries read the messaging tables; they are the one place that does.
+The SQL runs on SQLite and on PostgreSQL alike (docs/architecture.md, "Storage backends").
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def used_bytes(conn: sqlite3.Connection, user_id: int, besides: str = "") -> int
     cannot get round the quota)."""
     (used,) = conn.execute(
         "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT sha256, size FROM uploads"
-        " WHERE user_id = ? AND (completed_at IS NOT NULL OR sha256 != ?))",
+        " WHERE user_id = ? AND (completed_at IS NOT NULL OR sha256 != ?)) AS contents",
         (user_id, besides),
     ).fetchone()
     return used
@@ -146,9 +147,9 @@ def open_upload_txn(
     if row:  # the same hash announced with another size: one of the two is wrong; start afresh
         conn.execute("DELETE FROM uploads WHERE id = ?", (row[0],))
     _check_room(conn, user_id, file_id, size, max_bytes, quota)
-    upload = conn.execute(
-        "INSERT INTO uploads (user_id, sha256, size, started_at) VALUES (?, ?, ?, ?)", (user_id, file_id, size, now)
-    ).lastrowid
+    (upload,) = conn.execute(
+        "INSERT INTO uploads (user_id, sha256, size, started_at) VALUES (?, ?, ?, ?) RETURNING id", (user_id, file_id, size, now)
+    ).fetchone()
     return Upload(upload, user_id, file_id, size, False)
 
 
@@ -177,7 +178,8 @@ def complete_txn(
     user may have finished other uploads meanwhile."""
     _check_room(conn, upload.user_id, upload.sha256, upload.size, max_bytes, quota)
     conn.execute(
-        "INSERT OR IGNORE INTO files (sha256, size, width, height, thumbnail, stored_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO files (sha256, size, width, height, thumbnail, stored_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (sha256) DO NOTHING",
         (upload.sha256, upload.size, picture.width, picture.height, int(picture.thumbnail), now),
     )
     conn.execute("UPDATE uploads SET completed_at = ? WHERE id = ?", (now, upload.id))

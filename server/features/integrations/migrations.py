@@ -1,7 +1,9 @@
 """Integrations schema: one row per integration, bound to its bot account and to a device of
-that account (what its notices and messages are idempotent by)."""
+that account (what its notices and messages are idempotent by). PostgreSQL's script is in
+`migrations_postgresql.py`."""
 
 from ...storage.migrations import Migration
+from . import migrations_postgresql
 
 MIGRATIONS = (
     Migration(
@@ -21,5 +23,6 @@ MIGRATIONS = (
             revoked_at REAL
         );
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
 )

@@ -1,4 +1,5 @@
-"""The integrations feature's SQL. `*_txn` functions run in the caller's transaction."""
+"""The integrations feature's SQL. `*_txn` functions run in the caller's transaction. The SQL
+runs on SQLite and on PostgreSQL alike (docs/architecture.md, "Storage backends")."""
 
 from __future__ import annotations
 

@@ -336,6 +336,11 @@ class GroupHandlers:
             found, role = group_store.group(conn, msg.group, me.user_id)
             if found.dissolved:
                 raise make_error("NO_SUCH_GROUP", f"group {msg.group} was dissolved")
+            store.hold_sequence(conn, found.id)
+            # Again under the hold: on PostgreSQL another process may have stored this retry meanwhile.
+            duplicate = store.find_duplicate(conn, me.device_id, msg.msg_id)
+            if duplicate is not None:
+                return duplicate, []
             members = group_store.member_ids(conn, found.id)
             file = attach(conn) if attach else None
             stored = store.append_message_txn(

@@ -145,7 +145,7 @@ def create_txn(
 ):
     """Create the group with its owner and first members; returns (id, its first message),
     which says `text` or by default who created it with whom."""
-    group_id = conn.execute("INSERT INTO conversations (kind, created_at) VALUES ('group', ?)", (now,)).lastrowid
+    (group_id,) = conn.execute("INSERT INTO conversations (kind, created_at) VALUES ('group', ?) RETURNING id", (now,)).fetchone()
     conn.execute(
         "INSERT INTO groups (conversation_id, name, owner_id, welcome, created_at) VALUES (?, ?, ?, ?, ?)",
         (group_id, name, owner_id, welcome, now),
@@ -175,6 +175,7 @@ def add_members_txn(
     new = {i: n for i, n in members.items() if i not in present}
     if not new:
         return []
+    store.hold_sequence(conn, found.id)  # so no other process's message slips between join point and "added"
     (last_seq,) = conn.execute("SELECT last_seq FROM conversations WHERE id = ?", (found.id,)).fetchone()
     conn.executemany(
         "INSERT INTO conversation_members (user_id, conversation_id, joined_seq) VALUES (?, ?, ?)",
@@ -226,10 +227,14 @@ def set_role_txn(
     if role == "owner":
         conn.execute("UPDATE groups SET owner_id = ? WHERE conversation_id = ?", (user_id, found.id))
         conn.execute("DELETE FROM group_admins WHERE conversation_id = ? AND user_id = ?", (found.id, user_id))
-        conn.execute("INSERT OR IGNORE INTO group_admins (conversation_id, user_id) VALUES (?, ?)", (found.id, found.owner_id))
+        conn.execute(
+            "INSERT INTO group_admins (conversation_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", (found.id, found.owner_id)
+        )
         text = f"{by} handed the group over to {user}"
     elif role == "admin":
-        conn.execute("INSERT OR IGNORE INTO group_admins (conversation_id, user_id) VALUES (?, ?)", (found.id, user_id))
+        conn.execute(
+            "INSERT INTO group_admins (conversation_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", (found.id, user_id)
+        )
         text = f"{by} made {user} an admin"
     else:
         conn.execute("DELETE FROM group_admins WHERE conversation_id = ? AND user_id = ?", (found.id, user_id))
@@ -308,10 +313,13 @@ def handover_txn(
 # -- department groups --------------------------------------------------------------------------
 # These read the directory's tables: following the directory is what a department group is.
 
+# The CAST gives the recursion's first row the type of the ids it meets (PostgreSQL would take
+# the parameter for text), and `active = 1` is a condition on both engines (PostgreSQL's WHERE
+# wants a boolean, not SQLite's integer).
 _SUBTREE_PEOPLE = (
-    "WITH RECURSIVE down(id) AS (SELECT ? UNION SELECT d.id FROM departments d JOIN down ON d.parent_id = down.id)"
+    "WITH RECURSIVE down(id) AS (SELECT CAST(? AS BIGINT) UNION SELECT d.id FROM departments d JOIN down ON d.parent_id = down.id)"
     " SELECT DISTINCT u.id, u.username FROM down JOIN department_members m ON m.department_id = down.id"
-    " JOIN users u ON u.id = m.user_id WHERE u.active"
+    " JOIN users u ON u.id = m.user_id WHERE u.active = 1"
 )
 
 

@@ -1,6 +1,8 @@
-"""Messaging schema: conversations with a gap-free sequence, members, and messages; groups."""
+"""Messaging schema: conversations with a gap-free sequence, members, and messages; groups
+(PostgreSQL's scripts where they differ are in `migrations_postgresql.py`)."""
 
 from ...storage.migrations import Migration
+from . import migrations_postgresql
 
 MIGRATIONS = (
     Migration(
@@ -31,6 +33,7 @@ MIGRATIONS = (
         ) WITHOUT ROWID;
         CREATE UNIQUE INDEX messages_idempotency ON messages (device_id, msg_id);
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
     Migration(
         "messaging.0002_groups",
@@ -63,6 +66,7 @@ MIGRATIONS = (
             PRIMARY KEY (conversation_id, user_id)
         ) WITHOUT ROWID;
         """,
+        postgresql=migrations_postgresql.GROUPS,
     ),
     Migration(
         "messaging.0003_read_marks",
@@ -75,6 +79,7 @@ MIGRATIONS = (
         ) WITHOUT ROWID;
         CREATE INDEX read_marks_conversation ON read_marks (conversation_id, seq);
         """,
+        postgresql=migrations_postgresql.READ_MARKS,
     ),
     Migration(
         "messaging.0004_recall_edit",
@@ -82,6 +87,7 @@ MIGRATIONS = (
         ALTER TABLE messages ADD COLUMN ref INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE messages ADD COLUMN edited_at REAL;
         """,
+        postgresql=migrations_postgresql.RECALL_EDIT,
     ),
     Migration(
         "messaging.0005_files",
@@ -97,6 +103,7 @@ MIGRATIONS = (
         ALTER TABLE groups ADD COLUMN department_id INTEGER;
         CREATE INDEX groups_department ON groups (department_id) WHERE department_id IS NOT NULL;
         """,
+        postgresql=migrations_postgresql.DEPARTMENT_GROUPS,
     ),
     Migration(
         "messaging.0007_delivered_marks",
@@ -108,5 +115,6 @@ MIGRATIONS = (
             PRIMARY KEY (user_id, conversation_id)
         ) WITHOUT ROWID;
         """,
+        postgresql=migrations_postgresql.DELIVERED_MARKS,
     ),
 )

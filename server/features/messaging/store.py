@@ -4,6 +4,12 @@
 (sender device, msg_id), the conversation (created on first use), the next sequence number,
 the message row and its archive entry. Because it all commits together, an acknowledged
 message always has its seq and its archive entry, and a retry finds the original.
+
+The SQL runs on SQLite and on PostgreSQL alike (docs/architecture.md, "Storage backends"). On
+PostgreSQL several server processes may send into one conversation at once: a send holds the
+conversation's sequence (`hold_sequence`) before it looks for a retry and takes the next seq,
+so sequences stay gap-free and a (device, msg_id) is stored once, as SQLite's single writer
+gives for free.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 
 from corridor.protocol.files import FileRef
 
+from ...storage.sql import dialect, each, listed
 from ..archive.store import append_txn
 
 
@@ -61,6 +68,17 @@ def find_duplicate(conn: sqlite3.Connection, device_id: int, msg_id: str) -> Sto
     return _stored(row, duplicate=True) if row else None
 
 
+def hold_sequence(conn: sqlite3.Connection, conversation: int) -> None:
+    """Hold the conversation's sequence until the transaction ends. On PostgreSQL another
+    process's send into the conversation waits here until ours commits, and ours for theirs: a
+    send that looks for its retry after this sees one committed meanwhile (READ COMMITTED: each
+    statement sees what was committed before it), rather than failing on the idempotency index,
+    which would abort its savepoint; and a new member's join point cannot move under them.
+    SQLite's writer holds the whole database already."""
+    if dialect(conn) == "postgresql":
+        conn.execute("SELECT 1 FROM conversations WHERE id = ? FOR UPDATE", (conversation,))
+
+
 def append_message_txn(
     conn: sqlite3.Connection,
     *,
@@ -78,7 +96,9 @@ def append_message_txn(
     file: FileRef | None = None,
 ) -> StoredMessage:
     """Give the message the conversation's next seq, store it and archive it, in the caller's
-    transaction. A `file` message's archive entry names the file's content hash, so the archive
+    transaction (the UPDATE holds the sequence, as `hold_sequence` does, until it commits: no
+    other writer takes the same seq, and a failed send's seq goes back with its savepoint). A
+    `file` message's archive entry names the file's content hash, so the archive
     references every file sent."""
     (seq,) = conn.execute(
         "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (conversation,)
@@ -162,17 +182,13 @@ def send_direct_txn(
     duplicate = find_duplicate(conn, device_id, msg_id)
     if duplicate is not None:
         return duplicate
+    conversation = direct_conversation(conn, sender_id, recipient_id) or _open_direct_txn(conn, sender_id, recipient_id, now)
+    hold_sequence(conn, conversation)
+    # Again under the hold: on PostgreSQL another process may have stored this retry meanwhile.
+    duplicate = find_duplicate(conn, device_id, msg_id)
+    if duplicate is not None:
+        return duplicate
     file = attach(conn) if attach else None
-    conversation = direct_conversation(conn, sender_id, recipient_id)
-    if conversation is None:
-        conversation = conn.execute(
-            "INSERT INTO conversations (kind, direct_key, created_at) VALUES ('direct', ?, ?)",
-            (_direct_key(sender_id, recipient_id), now),
-        ).lastrowid
-        conn.executemany(
-            "INSERT INTO conversation_members (user_id, conversation_id) VALUES (?, ?)",
-            {(sender_id, conversation), (recipient_id, conversation)},
-        )
     return append_message_txn(
         conn,
         conversation=conversation,
@@ -186,6 +202,23 @@ def send_direct_txn(
         kind="file" if file else "text",
         file=file,
     )
+
+
+def _open_direct_txn(conn: sqlite3.Connection, a: int, b: int, now: float) -> int:
+    """The 1:1 conversation of two users, created with its two members. On PostgreSQL another
+    process may be creating it at the same moment: the insert then waits for that one's commit
+    and yields, and the conversation it made is the one found."""
+    created = conn.execute(
+        "INSERT INTO conversations (kind, direct_key, created_at) VALUES ('direct', ?, ?)"
+        " ON CONFLICT (direct_key) DO NOTHING RETURNING id",
+        (_direct_key(a, b), now),
+    ).fetchone()
+    if created is None:
+        return direct_conversation(conn, a, b)
+    conn.executemany(
+        "INSERT INTO conversation_members (user_id, conversation_id) VALUES (?, ?)", {(a, created[0]), (b, created[0])}
+    )
+    return created[0]
 
 
 def messages_after(
@@ -258,5 +291,5 @@ def conversation_exists(conn: sqlite3.Connection, conversation: int) -> bool:
 
 def conversations_of(conn: sqlite3.Connection, user_ids: list[int]) -> set[int]:
     """The conversations any of these users is a member of."""
-    query = "SELECT DISTINCT conversation_id FROM conversation_members WHERE user_id IN (SELECT value FROM json_each(?))"
-    return {row[0] for row in conn.execute(query, (json.dumps(user_ids),))}
+    query = f"SELECT DISTINCT conversation_id FROM conversation_members WHERE user_id IN ({each(conn)})"
+    return {row[0] for row in conn.execute(query, (listed(conn, user_ids),))}

@@ -1,6 +1,8 @@
-"""Notices schema: broadcast notices and, per recipient, whether they read it."""
+"""Notices schema: broadcast notices and, per recipient, whether they read it
+(PostgreSQL's script is in `migrations_postgresql.py`)."""
 
 from ...storage.migrations import Migration
+from . import migrations_postgresql
 
 MIGRATIONS = (
     Migration(
@@ -28,5 +30,6 @@ MIGRATIONS = (
         ) WITHOUT ROWID;
         CREATE INDEX notice_recipients_user ON notice_recipients (user_id, notice_id);
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
 )

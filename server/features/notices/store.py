@@ -1,4 +1,5 @@
-"""The notices feature's SQL: sending (recipients fixed at send time), inboxes, read counts."""
+"""The notices feature's SQL: sending (recipients fixed at send time), inboxes, read counts.
+The SQL runs on SQLite and on PostgreSQL alike (docs/architecture.md, "Storage backends")."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 from corridor.protocol.errors import make_error
 
+from ...storage.sql import each, listed
 from ..archive.store import append_txn
 from ..policies.store import existing_departments, subtree
 
@@ -67,28 +69,28 @@ def send_txn(
         recipients = [
             r[0]
             for r in conn.execute(
-                "SELECT id FROM users WHERE id IN (SELECT value FROM json_each(?)) AND active = 1 AND id != ?"
+                f"SELECT id FROM users WHERE id IN ({each(conn)}) AND active = 1 AND id != ?"
                 " UNION SELECT u.id FROM department_members m JOIN users u ON u.id = m.user_id"
-                " WHERE m.department_id IN (SELECT value FROM json_each(?)) AND u.active = 1 AND u.id != ?"
+                f" WHERE m.department_id IN ({each(conn)}) AND u.active = 1 AND u.id != ?"
                 " ORDER BY 1",
                 (
-                    json.dumps(list(users)),
+                    listed(conn, users),
                     sender_id,
-                    json.dumps(sorted(subtree(conn, departments)) if departments else []),
+                    listed(conn, sorted(subtree(conn, departments)) if departments else []),
                     sender_id,
                 ),
             )
         ]
     named: dict = {"departments": sorted(departments)}
     if users:
-        query = "SELECT username FROM users WHERE id IN (SELECT value FROM json_each(?)) ORDER BY username"
-        named["users"] = [r[0] for r in conn.execute(query, (json.dumps(list(users)),))]
+        query = f"SELECT username FROM users WHERE id IN ({each(conn)}) ORDER BY username"
+        named["users"] = [r[0] for r in conn.execute(query, (listed(conn, users),))]
     targets = json.dumps({"everyone": True} if everyone else named)
-    notice = conn.execute(
+    (notice,) = conn.execute(
         "INSERT INTO notices (sender_id, device_id, msg_id, title, text, targets, recipients, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (sender_id, device_id, msg_id, title, text, targets, len(recipients), now),
-    ).lastrowid
+    ).fetchone()
     conn.executemany("INSERT INTO notice_recipients (notice_id, user_id) VALUES (?, ?)", [(notice, r) for r in recipients])
     append_txn(
         conn,
@@ -131,7 +133,7 @@ def status(conn: sqlite3.Connection, notice_id: int, sender_id: int | None, limi
     """(recipients, read, the first `limit` unread user ids by name, how many more) of a notice sent by
     `sender_id` (None: by anyone, for IT admins)."""
     row = conn.execute(
-        "SELECT recipients, read_count FROM notices WHERE id = ? AND (? IS NULL OR sender_id = ?)",
+        "SELECT recipients, read_count FROM notices WHERE id = ? AND (CAST(? AS INTEGER) IS NULL OR sender_id = ?)",
         (notice_id, sender_id, sender_id),
     ).fetchone()
     if row is None:

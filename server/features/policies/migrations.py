@@ -1,6 +1,8 @@
-"""Policies schema: who administers which departments, and the rules IT admins set."""
+"""Policies schema: who administers which departments, and the rules IT admins set
+(PostgreSQL's script is in `migrations_postgresql.py`)."""
 
 from ...storage.migrations import Migration
+from . import migrations_postgresql
 
 MIGRATIONS = (
     Migration(
@@ -19,5 +21,6 @@ MIGRATIONS = (
         );
         CREATE UNIQUE INDEX policy_rules_target ON policy_rules (kind, coalesce(department_id, 0));
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
 )

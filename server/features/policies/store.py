@@ -1,5 +1,6 @@
 """The policies feature's SQL: department-admin scopes, policy rules, and the org-tree queries
-the policy decides with (whose departments, which subtrees)."""
+the policy decides with (whose departments, which subtrees). The SQL runs on SQLite and on
+PostgreSQL alike (docs/architecture.md, "Storage backends")."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from corridor.protocol.errors import make_error
 from corridor.protocol.messages import PolicyRule
 
 from ...sessions import DEPT_ADMIN
+from ...storage.sql import each, listed
 from ..archive.store import admin_action_txn
 
 _UP = (
@@ -18,7 +20,7 @@ _UP = (
     " WHERE d.parent_id IS NOT NULL) SELECT id FROM up"
 )
 _DOWN = (
-    "WITH RECURSIVE down(id) AS (SELECT value FROM json_each(?) UNION SELECT d.id FROM departments d"
+    "WITH RECURSIVE down(id) AS ({start} UNION SELECT d.id FROM departments d"
     " JOIN down ON d.parent_id = down.id) SELECT id FROM down"
 )
 
@@ -43,13 +45,13 @@ def department_ancestry(conn: sqlite3.Connection, department_id: int) -> frozens
 
 def subtree(conn: sqlite3.Connection, department_ids: Iterable[int]) -> frozenset[int]:
     """These departments and every department below them."""
-    return frozenset(row[0] for row in conn.execute(_DOWN, (json.dumps(sorted(department_ids)),)))
+    return frozenset(row[0] for row in conn.execute(_DOWN.format(start=each(conn)), (listed(conn, sorted(department_ids)),)))
 
 
 def existing_departments(conn: sqlite3.Connection, department_ids: Iterable[int]) -> frozenset[int]:
     """Those of the ids that name a department."""
-    query = "SELECT id FROM departments WHERE id IN (SELECT value FROM json_each(?))"
-    return frozenset(row[0] for row in conn.execute(query, (json.dumps(sorted(department_ids)),)))
+    query = f"SELECT id FROM departments WHERE id IN ({each(conn)})"
+    return frozenset(row[0] for row in conn.execute(query, (listed(conn, sorted(department_ids)),)))
 
 
 def admin_scope(conn: sqlite3.Connection, user_id: int) -> frozenset[int]:
@@ -154,7 +156,8 @@ def handover_txn(
     listed_scope = ", ".join(map(str, sorted(scope)))
     if scope and successor_role == DEPT_ADMIN:
         conn.executemany(
-            "INSERT OR IGNORE INTO department_admins (user_id, department_id) VALUES (?, ?)", [(successor_id, d) for d in scope]
+            "INSERT INTO department_admins (user_id, department_id) VALUES (?, ?) ON CONFLICT (user_id, department_id) DO NOTHING",
+            [(successor_id, d) for d in scope],
         )
         conn.execute("DELETE FROM department_admins WHERE user_id = ?", (user_id,))
         moved.append(f"department-admin scope ({listed_scope})")

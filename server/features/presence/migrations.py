@@ -1,4 +1,5 @@
-"""Presence schema: each user's quiet hours (statuses themselves live in memory only)."""
+"""Presence schema: each user's quiet hours (statuses themselves live in memory only).
+The script runs on SQLite and PostgreSQL alike."""
 
 from ...storage.migrations import Migration
 

@@ -1,6 +1,7 @@
 """The presence feature's SQL: reading and replacing users' quiet hours.
 
 `days` is a bit set (bit 0 = Monday … bit 6 = Sunday); `urgent_from` a JSON array of usernames.
+The SQL runs on SQLite and on PostgreSQL alike (docs/architecture.md, "Storage backends").
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from ...storage.sql import each, listed
 from .quiet_hours import Schedule
 
 
@@ -19,9 +21,8 @@ def _schedule(row: tuple) -> Schedule:
 def quiet_hours_of(conn: sqlite3.Connection, user_ids: list[int]) -> dict[int, Schedule]:
     """The quiet hours of those of these users who have set some."""
     rows = conn.execute(
-        "SELECT user_id, start_minute, end_minute, tz, days, urgent_from FROM quiet_hours"
-        " WHERE user_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(user_ids),),
+        f"SELECT user_id, start_minute, end_minute, tz, days, urgent_from FROM quiet_hours WHERE user_id IN ({each(conn)})",
+        (listed(conn, user_ids),),
     )
     return {row[0]: _schedule(row[1:]) for row in rows}
 
