@@ -327,3 +327,35 @@ async def test_two_processes_sending_into_one_conversation_keep_it_gap_free_and_
         by_seq = [stored_by[seq] for seq in sorted(stored_by)]
         turns = sum(a is not b for a, b in itertools.pairwise(by_seq))
         assert turns >= 4, turns  # the processes' transactions really took turns in the conversation
+
+
+async def test_two_processes_sending_into_different_conversations_never_deadlock(servers):
+    """Each send locks its conversation's row and the archive's chain; with two processes
+    writing into two conversations at once those locks must always be taken in one order."""
+    first, second = servers
+    ids = []
+    for name in ("ann", "bob", "cy"):
+        ids.append((await first.write(lambda c, n=name: accounts.create_user_txn(c, n, n.title(), "user", NOW))).id)
+    ann, bob, cy = ids
+    jitter = random.Random(7)
+    failures: list[BaseException] = []
+
+    async def one(db, i: int, pause: float) -> None:
+        await trio.sleep(pause)
+        try:
+            await db.write(send(ann, bob if i % 2 else cy, f"d{i}", f"text {i}", device=1))
+        except Exception as exc:  # a deadlock would surface here as a failed write
+            failures.append(exc)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i in range(400):
+                nursery.start_soon(one, (first, second)[i % 3 % 2], i, jitter.random() * 0.5)
+    assert failures == []
+    rows = await first.read(
+        lambda c: c.execute("SELECT conversation_id, seq FROM messages ORDER BY conversation_id, seq").fetchall()
+    )
+    for conversation in {row[0] for row in rows}:
+        seqs = [seq for c, seq in rows if c == conversation]
+        assert seqs == list(range(1, len(seqs) + 1))
+    assert len(rows) == 400 and await archived_messages(first) == 400

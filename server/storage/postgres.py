@@ -41,6 +41,10 @@ from corridor.protocol.errors import make_error
 
 from .database import GroupCommit, _Write
 
+# The advisory lock every writing transaction takes first (any constant no other lock in the
+# database uses: "corrwrit" in ASCII).
+WRITER_LOCK = 0x636F_7272_7772_6974
+
 
 class IntegrityError(sqlite3.IntegrityError, psycopg.IntegrityError):
     """A constraint violation on PostgreSQL. It is also sqlite3's IntegrityError, so a store
@@ -139,6 +143,14 @@ class PostgresDatabase(GroupCommit):
         """The whole transaction, in a worker thread."""
         try:
             self._writer.execute(self.begin)
+            # One writing transaction at a time across all processes, taken before any row
+            # lock. Nearly every write appends to the archive's single chain, which serialises
+            # writers anyway once they reach it; a batch holding a row lock (a conversation's
+            # sequence, the directory log) while it waits for the chain, and another holding
+            # the chain while it waits for that row, would deadlock. Locks are then always
+            # taken in one order, as SQLite's single writer takes them. Processes still read,
+            # parse, check and push in parallel; only the transactions queue.
+            self._writer.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
             self._run_each(batch)
             self._writer.execute("COMMIT")
         except psycopg.Error as exc:
