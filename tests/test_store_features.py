@@ -1,6 +1,6 @@
 """The contracts of the stores ported after accounts, written once and run on SQLite and on a
 real PostgreSQL server through `db.write` / `db.read`, as their handlers use them: policies,
-directory, presence, notices, integrations, files (with the archive's schema, which the writes
+directory, presence, notices, integrations, files, retention (with the archive's schema, which the writes
 that archive themselves append to, and messaging's, which files reads).
 
 Some tests make their departments, notices or integrations with plain SQL, to check the reads
@@ -11,7 +11,18 @@ import trio
 
 from corridor.protocol.errors import CorridorError
 from corridor.protocol.messages import PolicyRule
-from corridor.server.features import accounts, archive, directory, files, integrations, messaging, notices, policies, presence
+from corridor.server.features import (
+    accounts,
+    archive,
+    directory,
+    files,
+    integrations,
+    messaging,
+    notices,
+    policies,
+    presence,
+    retention,
+)
 from corridor.server.features.accounts import store as accounts_store
 from corridor.server.features.directory import store as directory_store
 from corridor.server.features.files import store as files_store
@@ -21,6 +32,7 @@ from corridor.server.features.notices import store as notices_store
 from corridor.server.features.policies import store as policies_store
 from corridor.server.features.presence import store as presence_store
 from corridor.server.features.presence.quiet_hours import Schedule
+from corridor.server.features.retention import store as retention_store
 from corridor.server.storage.migrations import apply_migrations
 
 from .pg import any_db_fixture, closed_later_fixture, pg_dsn_fixture, postgres_cluster_fixture  # noqa: F401
@@ -32,7 +44,14 @@ TIMEOUT = 10  # seconds for any one test's reads and writes
 @pytest.fixture
 async def db(any_db):
     """A started database with these features' schemas in app order (server/app.py)."""
-    features = [*directory.MIGRATIONS, *policies.MIGRATIONS, *notices.MIGRATIONS, *presence.MIGRATIONS, *integrations.MIGRATIONS]
+    features = [
+        *directory.MIGRATIONS,
+        *policies.MIGRATIONS,
+        *notices.MIGRATIONS,
+        *presence.MIGRATIONS,
+        *retention.MIGRATIONS,
+        *integrations.MIGRATIONS,
+    ]
     apply_migrations(any_db, [*accounts.MIGRATIONS, *archive.MIGRATIONS, *messaging.MIGRATIONS, *files.MIGRATIONS, *features])
     return any_db
 
@@ -451,3 +470,38 @@ async def test_stale_uploads_and_unreferenced_contents_go(db):
         third = await db.write(lambda c: files_store.open_upload_txn(c, user_id=ann, file_id=PHOTO, size=10, now=NOW, **limits))
         await db.write(lambda c: files_store.discard_txn(c, third.id))
         assert await db.read(lambda c: files_store.used_bytes(c, ann)) == 10  # the finished one still counts
+
+
+# Retention
+
+
+async def test_retention_rules_and_legal_holds(db):
+    with trio.fail_after(TIMEOUT):
+        _, engineering, platform, board = await org(db)
+        ann, bob = await user(db, "ann"), await user(db, "bob")
+        await db.write(lambda c: directory_store.set_memberships_txn(c, ann, [platform, board]))
+        await db.write(lambda c: directory_store.set_memberships_txn(c, bob, [board]))
+        await db.write(lambda c: retention_store.set_rule_txn(c, None, 365, "admin", NOW))
+        await db.write(lambda c: retention_store.set_rule_txn(c, engineering, 30, "admin", NOW))
+        await db.write(lambda c: retention_store.set_rule_txn(c, board, 90, "admin", NOW))
+        await db.write(lambda c: retention_store.set_rule_txn(c, None, 400, "admin", NOW))  # replaces the global one
+        rules = await db.read(retention_store.rules)
+        assert [(r.department, r.days) for r in rules] == [(None, 400), (engineering, 30), (board, 90)]
+        by_user, default, any_rule = await db.read(retention_store.keep_days)
+        assert (by_user, default, any_rule) == ({ann: 90, bob: 90}, 400, True)  # the longest of ann's two
+        await db.write(lambda c: retention_store.remove_rule_txn(c, board, "admin", NOW))
+        assert (await db.read(retention_store.keep_days))[0] == {ann: 400, bob: 400}
+        with pytest.raises(CorridorError) as missing:
+            await db.write(lambda c: retention_store.remove_rule_txn(c, board, "admin", NOW))
+        assert missing.value.code == "NO_SUCH_RULE"
+
+        hold = await db.write(lambda c: retention_store.place_hold_txn(c, ann, None, "case 7", "audrey", NOW))
+        assert (hold.user, hold.reason, hold.placed_at) == ("ann", "case 7", NOW)
+        assert await db.read(retention_store.held) == ({ann}, set())
+        await db.write(lambda c: retention_store.release_hold_txn(c, hold.id, "audrey", NOW))
+        assert await db.read(retention_store.holds) == ()
+        with pytest.raises(CorridorError) as gone:
+            await db.write(lambda c: retention_store.release_hold_txn(c, hold.id, "audrey", NOW))
+        assert gone.value.code == "NO_SUCH_HOLD"
+        actions = await db.read(lambda c: [r[0] for r in c.execute("SELECT kind FROM archive ORDER BY seq")])
+        assert actions.count("admin") >= 7  # every change archived in its own transaction

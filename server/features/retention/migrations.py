@@ -1,6 +1,7 @@
 """Retention schema: how long the archive keeps content, and the legal holds that override it."""
 
 from ...storage.migrations import Migration
+from . import migrations_postgresql
 
 MIGRATIONS = (
     Migration(
@@ -28,5 +29,6 @@ MIGRATIONS = (
         );
         CREATE INDEX legal_holds_active ON legal_holds (id) WHERE released_at IS NULL;
         """,
+        postgresql=migrations_postgresql.INITIAL,
     ),
 )

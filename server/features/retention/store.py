@@ -17,12 +17,17 @@ def rules(conn: sqlite3.Connection) -> tuple[RetentionRule, ...]:
     return tuple(RetentionRule(department=d, days=days) for d, days in rows)
 
 
+# The rule of a department, or the global rule (NULL): `IS ?` in SQLite, which PostgreSQL
+# spells differently; department ids start at 1, so 0 stands for NULL on both.
+_RULE_OF = "coalesce(department_id, 0) = coalesce(CAST(? AS BIGINT), 0)"
+
+
 def set_rule_txn(conn: sqlite3.Connection, department: int | None, days: int, actor: str, now: float) -> None:
     """Create or replace the rule for a department (None: the global rule)."""
     if department is not None and not conn.execute("SELECT 1 FROM departments WHERE id = ?", (department,)).fetchone():
         raise make_error("NO_SUCH_DEPARTMENT", f"no department {department}")
-    before = conn.execute("SELECT days FROM retention_rules WHERE department_id IS ?", (department,)).fetchone()
-    conn.execute("DELETE FROM retention_rules WHERE department_id IS ?", (department,))
+    before = conn.execute(f"SELECT days FROM retention_rules WHERE {_RULE_OF}", (department,)).fetchone()
+    conn.execute(f"DELETE FROM retention_rules WHERE {_RULE_OF}", (department,))
     conn.execute(
         "INSERT INTO retention_rules (department_id, days, set_by, set_at) VALUES (?, ?, ?, ?)", (department, days, actor, now)
     )
@@ -33,11 +38,11 @@ def set_rule_txn(conn: sqlite3.Connection, department: int | None, days: int, ac
 
 def remove_rule_txn(conn: sqlite3.Connection, department: int | None, actor: str, now: float) -> None:
     """Remove a department's (or the global) rule; NO_SUCH_RULE if there is none."""
-    before = conn.execute("SELECT days FROM retention_rules WHERE department_id IS ?", (department,)).fetchone()
+    before = conn.execute(f"SELECT days FROM retention_rules WHERE {_RULE_OF}", (department,)).fetchone()
     if before is None:
         where = "the whole organisation" if department is None else f"department {department}"
         raise make_error("NO_SUCH_RULE", f"no retention rule for {where}")
-    conn.execute("DELETE FROM retention_rules WHERE department_id IS ?", (department,))
+    conn.execute(f"DELETE FROM retention_rules WHERE {_RULE_OF}", (department,))
     admin_action_txn(conn, actor=actor, now=now, action="retention_remove", department=department, before=before[0])
 
 
@@ -99,9 +104,9 @@ def place_hold_txn(
 ) -> LegalHold:
     """Place a hold on a user or a conversation (the caller checked that it exists)."""
     hold_id = conn.execute(
-        "INSERT INTO legal_holds (user_id, conversation_id, reason, placed_by, placed_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO legal_holds (user_id, conversation_id, reason, placed_by, placed_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (user_id, conversation, reason, actor, now),
-    ).lastrowid
+    ).fetchone()[0]
     hold = _hold(conn.execute(_HOLDS + " AND h.id = ?", (hold_id,)).fetchone())
     admin_action_txn(
         conn,
