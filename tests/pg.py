@@ -23,13 +23,16 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
 
 from corridor.server.storage.database import Database, GroupCommit
+from corridor.server.storage.migrations import Migration, apply_migrations
+from corridor.server.storage.postgres import PostgresDatabase
 
 from .cli_helpers import free_port
 
@@ -119,3 +122,22 @@ async def any_db_fixture(closed_later: GroupCommit, nursery: trio.Nursery) -> Gr
     """A database of each backend with its committer running in the test's nursery."""
     await nursery.start(closed_later.run_committer)
     return closed_later
+
+
+@asynccontextmanager
+async def two_processes(
+    dsn: str, migrations: list[Migration], nursery: trio.Nursery
+) -> AsyncIterator[tuple[PostgresDatabase, PostgresDatabase]]:
+    """Two databases on one PostgreSQL database, as two `serve` processes would have, with the
+    schema applied (the second finds it up to date) and their committers running."""
+    first, second = PostgresDatabase(dsn), PostgresDatabase(dsn)
+    try:
+        for db in (first, second):
+            apply_migrations(db, migrations)
+            await nursery.start(db.run_committer)
+        yield first, second
+    finally:
+        nursery.cancel_scope.cancel()
+        await trio.sleep(0)  # let both committers end before closing their connections
+        first.close()
+        second.close()

@@ -7,26 +7,16 @@ import trio
 
 from corridor.protocol.errors import CorridorError
 from corridor.server.features.accounts import MIGRATIONS, store
-from corridor.server.storage.migrations import apply_migrations
-from corridor.server.storage.postgres import PostgresDatabase, placeholders
+from corridor.server.storage.postgres import placeholders
 
-from .pg import pg_dsn_fixture, postgres_cluster_fixture  # noqa: F401
+from .pg import pg_dsn_fixture, postgres_cluster_fixture, two_processes  # noqa: F401
 
 
 @pytest.fixture
 async def servers(pg_dsn, nursery):
-    """Two databases on one PostgreSQL database, as two `serve` processes would have, with the
-    accounts schema and their committers running."""
-    first, second = PostgresDatabase(pg_dsn), PostgresDatabase(pg_dsn)
-    apply_migrations(first, MIGRATIONS)
-    apply_migrations(second, MIGRATIONS)  # the other process finds the schema up to date
-    for db in (first, second):
-        await nursery.start(db.run_committer)
-    yield first, second
-    nursery.cancel_scope.cancel()
-    await trio.sleep(0)  # let both committers end before closing their connections
-    first.close()
-    second.close()
+    """Two databases on one PostgreSQL database, as two `serve` processes would have."""
+    async with two_processes(pg_dsn, MIGRATIONS, nursery) as both:
+        yield both
 
 
 async def test_two_writers_taking_one_username_one_wins_and_the_other_is_told(servers):

@@ -1,7 +1,7 @@
 """The contracts of the stores ported after accounts, written once and run on SQLite and on a
 real PostgreSQL server through `db.write` / `db.read`, as their handlers use them: policies,
-directory, presence, notices, integrations, files, retention (with the archive's schema, which the writes
-that archive themselves append to, and messaging's, which files reads).
+directory, presence, notices, integrations, files, retention — on the server's whole schema,
+since their writes archive themselves and files read messages.
 
 Some tests make their departments, notices or integrations with plain SQL, to check the reads
 apart from the writes, which their own tests check."""
@@ -11,17 +11,10 @@ import trio
 
 from corridor.protocol.errors import CorridorError
 from corridor.protocol.messages import PolicyRule
+from corridor.server.app import MIGRATIONS
 from corridor.server.features import (
     accounts,
-    archive,
     directory,
-    files,
-    integrations,
-    messaging,
-    notices,
-    policies,
-    presence,
-    retention,
 )
 from corridor.server.features.accounts import store as accounts_store
 from corridor.server.features.directory import store as directory_store
@@ -43,16 +36,8 @@ TIMEOUT = 10  # seconds for any one test's reads and writes
 
 @pytest.fixture
 async def db(any_db):
-    """A started database with these features' schemas in app order (server/app.py)."""
-    features = [
-        *directory.MIGRATIONS,
-        *policies.MIGRATIONS,
-        *notices.MIGRATIONS,
-        *presence.MIGRATIONS,
-        *retention.MIGRATIONS,
-        *integrations.MIGRATIONS,
-    ]
-    apply_migrations(any_db, [*accounts.MIGRATIONS, *archive.MIGRATIONS, *messaging.MIGRATIONS, *files.MIGRATIONS, *features])
+    """A started database with the whole schema, in the server's order."""
+    apply_migrations(any_db, MIGRATIONS)
     return any_db
 
 

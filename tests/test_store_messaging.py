@@ -20,7 +20,7 @@ from corridor.server.features.messaging import MIGRATIONS, group_store, read_sto
 from corridor.server.storage.migrations import apply_migrations
 from corridor.server.storage.postgres import PostgresDatabase
 
-from .pg import any_db_fixture, closed_later_fixture, pg_dsn_fixture, postgres_cluster_fixture  # noqa: F401
+from .pg import any_db_fixture, closed_later_fixture, pg_dsn_fixture, postgres_cluster_fixture, two_processes  # noqa: F401
 
 NOW = 1_700_000_000.25  # a fraction PostgreSQL's single-precision REAL would lose
 SCHEMA = [*ACCOUNTS_MIGRATIONS, *ARCHIVE_MIGRATIONS, *MIGRATIONS]  # in the app's order
@@ -273,17 +273,9 @@ async def test_recall_and_edit_change_the_row_and_are_messages_themselves(db):
 
 @pytest.fixture
 async def servers(pg_dsn, nursery):
-    """Two databases on one PostgreSQL database, as two `serve` processes would have, with the
-    schema and their committers running."""
-    first, second = PostgresDatabase(pg_dsn), PostgresDatabase(pg_dsn)
-    apply_migrations(first, SCHEMA)
-    for db in (first, second):
-        await nursery.start(db.run_committer)
-    yield first, second
-    nursery.cancel_scope.cancel()
-    await trio.sleep(0)  # let both committers end before closing their connections
-    first.close()
-    second.close()
+    """Two databases on one PostgreSQL database, as two `serve` processes would have."""
+    async with two_processes(pg_dsn, SCHEMA, nursery) as both:
+        yield both
 
 
 SENDS = 200
