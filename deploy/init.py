@@ -42,9 +42,23 @@ def _hostnames(listen: str, given: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def config_text(org: str, listen: str, hostnames: list[str]) -> str:
+def config_text(org: str, listen: str, hostnames: list[str], postgresql: str = "", nats: str = "") -> str:
     """The initial corridor.toml (every key is documented in docs/config.md)."""
     names = ", ".join(_toml_string(h) for h in hostnames)
+    shared = ""
+    if postgresql:
+        shared += f"""
+[storage]
+# Shared by every serve process of the organisation (docs/scaling.md).
+backend = "postgresql"
+dsn = {_toml_string(postgresql)}
+"""
+    if nats:
+        shared += f"""
+[bus]
+backend = "nats"
+nats_url = {_toml_string(nats)}
+"""
     return f"""# Corridor server configuration. Every key is described in docs/config.md.
 
 [organisation]
@@ -61,13 +75,41 @@ advertise = true
 ca = "tls/ca.pem"
 certificate = "tls/server.pem"
 key = "tls/server.key"
-"""
+{shared}"""
 
 
-def create_data_dir(data_dir: Path, org: str, listen: str, hostnames: list[str], admin: str, admin_name: str) -> dict:
+def _check_unused(dsn: str) -> None:
+    """Refuse a PostgreSQL database that already holds an organisation, before anything is made
+    (an unreachable one raises DatabaseUnreachable here too)."""
+    from corridor.server.storage.postgres import Connection, location
+
+    conn = Connection(dsn)
+    try:
+        (users,) = conn.execute("SELECT to_regclass('users')").fetchone()
+        if users is not None and conn.execute("SELECT count(*) FROM users").fetchone()[0]:
+            # A shared database is made once, by the first data dir; the others copy its config.
+            raise FileExistsError(
+                f"the database {location(dsn)} already holds an organisation; copy that organisation's data dir instead"
+            )
+    finally:
+        conn.close()
+
+
+def create_data_dir(
+    data_dir: Path,
+    org: str,
+    listen: str,
+    hostnames: list[str],
+    admin: str,
+    admin_name: str,
+    postgresql: str = "",
+    nats: str = "",
+) -> dict:
     """Create everything and return what `init` reports (paths, fingerprint, admin invite)."""
     if data_dir.exists() and any(data_dir.iterdir()):
         raise FileExistsError(f"{data_dir} exists and is not empty; choose a new directory")
+    if postgresql:
+        _check_unused(postgresql)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     tls_dir = data_dir / "tls"
     tls_dir.mkdir(mode=0o700)
@@ -80,7 +122,7 @@ def create_data_dir(data_dir: Path, org: str, listen: str, hostnames: list[str],
     pki.write_private(tls_dir / "server.key", server_key)
     pki.write_private(tls_dir / "archive.key", archive_key)
     (tls_dir / "archive.pub").write_bytes(archive_public)
-    (data_dir / CONFIG_NAME).write_text(config_text(org, listen, hostnames), encoding="utf-8")
+    (data_dir / CONFIG_NAME).write_text(config_text(org, listen, hostnames, postgresql, nats), encoding="utf-8")
     config = load_config(data_dir)
 
     token = new_secret()
@@ -135,6 +177,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="host name or address clients use (repeatable; goes in the certificate)",
     )
+    parser.add_argument(
+        "--postgresql",
+        metavar="DSN",
+        default="",
+        help="keep the organisation in this PostgreSQL database (postgresql://…) instead of the data dir's SQLite",
+    )
+    parser.add_argument(
+        "--nats", metavar="URL", default="", help="reach other serve processes through this NATS (nats://HOST:PORT)"
+    )
     parser.add_argument("--admin", default="admin", help="first admin's username (default: admin)")
     parser.add_argument("--admin-name", default="Administrator", help="first admin's display name")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -152,7 +203,9 @@ def main(argv: list[str]) -> int:
             raise ConfigError(f"--admin: {USERNAME_RULE}")
         hostnames = _hostnames(args.listen, args.hostname)
         os.umask(0o077)
-        result = create_data_dir(args.data_dir, args.org.strip(), args.listen, hostnames, args.admin, args.admin_name)
+        result = create_data_dir(
+            args.data_dir, args.org.strip(), args.listen, hostnames, args.admin, args.admin_name, args.postgresql, args.nats
+        )
     except (ConfigError, FileExistsError, ValueError) as exc:
         print(f"corridor init: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 import ssl
-from pathlib import Path
 
 import trio
 
@@ -53,7 +52,7 @@ from .policy import Policy
 from .router import Router
 from .services import Services
 from .sessions import LOCAL_ADMIN, Actor, SessionRegistry
-from .storage.database import Database
+from .storage.database import Database, GroupCommit
 from .storage.migrations import apply_migrations
 
 log = logging.getLogger("corridor.server")
@@ -77,9 +76,16 @@ class DataDirBusy(RuntimeError):
     """Another server process is using this data dir."""
 
 
-def open_database(config: Config) -> Database:
-    """Open the data dir's database and bring its schema up to date."""
-    db = Database(config.database_path)
+def open_database(config: Config) -> GroupCommit:
+    """Open the configured database (the data dir's SQLite file, or PostgreSQL) and bring its
+    schema up to date."""
+    if config.storage.backend == "postgresql":
+        # Imported here: a server on SQLite never loads psycopg.
+        from .storage.postgres import PostgresDatabase
+
+        db: GroupCommit = PostgresDatabase(config.storage.dsn)
+    else:
+        db = Database(config.database_path)
     try:
         for name in apply_migrations(db, MIGRATIONS):
             log.info("database migrated: %s", name)
@@ -105,7 +111,7 @@ def build_bus(config: Config) -> Bus:
     return NatsBus(config.bus.nats_url, config.bus.cluster, stop_grace=config.limits.shutdown_grace)
 
 
-def build_services(config: Config, db: Database) -> Services:
+def build_services(config: Config, db: GroupCommit) -> Services:
     """The shared parts every feature gets."""
     bus = build_bus(config)
     users = UserCache(db.write_now(all_users))
@@ -142,13 +148,14 @@ def build_router(services: Services, gate: integrations.IntegrationGate) -> Rout
     )
 
 
-def _lock(data_dir: Path) -> int:
-    fd = os.open(data_dir / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
+def _lock(config: Config) -> int:
+    fd = os.open(config.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise DataDirBusy(f"another 'corridor serve' is running on {data_dir}") from None
+        named = f" as instance {config.instance!r}" if config.instance else ""
+        raise DataDirBusy(f"another 'corridor serve' is running on {config.data_dir}{named}") from None
     return fd
 
 
@@ -192,7 +199,7 @@ class Server:
     async def run(self, *, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `stop()`; reports the bound (host, port) list through `task_status`."""
         config = self.config
-        lock = _lock(config.data_dir)
+        lock = _lock(config)
         db = None
         try:
             db = open_database(config)

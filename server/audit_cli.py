@@ -3,7 +3,9 @@ offline, and name the first entry that was changed, inserted or deleted, or cut 
 
 It opens the database read-only (a running server is fine: WAL readers never block it, and
 nothing is written), so an auditor or IT admin can run it at any time on the server host or on
-a copy of the data dir. Exit codes: 0 intact, 1 broken, 2 not a data dir or not readable.
+a copy of the data dir. On PostgreSQL (`[storage] backend`) it reads the configured database in
+one read-only snapshot, while the serve processes go on writing.
+Exit codes: 0 intact, 1 broken, 2 not a data dir or not readable.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _open(data_dir: Path) -> sqlite3.Connection:
-    database = load_config(data_dir).database_path
+    config = load_config(data_dir)
+    if config.storage.backend == "postgresql":
+        return _open_postgresql(config.storage.dsn)
+    database = config.database_path
     if not database.is_file():
         raise ConfigError(f"{database} does not exist")
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
@@ -48,6 +53,15 @@ def _open(data_dir: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise ConfigError(f"{database} holds no Corridor archive ({exc})") from None
+    return conn
+
+
+def _open_postgresql(dsn: str):
+    from .storage.postgres import Connection
+
+    conn = Connection(dsn)
+    # The count and the walk see one snapshot, whatever the servers append meanwhile.
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     return conn
 
 
@@ -96,6 +110,6 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         return _verify(args)
-    except (ConfigError, sqlite3.Error) as exc:
+    except (ConfigError, sqlite3.Error, OSError) as exc:
         print(f"corridor audit {args.action}: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ import trio
 from corridor.protocol.errors import single_exception
 
 from .app import DataDirBusy, Server
-from .config import ConfigError, load_config, parse_listen
+from .config import ConfigError, load_config, parse_listen, with_instance
 from .shutdown import stop_on_signals
 from .storage.migrations import SchemaError
 
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         "--http-listen",
         metavar="HOST:PORT",
         help="serve the integration API and web console here instead of the config's http.listen (port 0 picks one)",
+    )
+    parser.add_argument(
+        "--instance",
+        metavar="NAME",
+        help="one of several serve processes on this data dir (PostgreSQL and NATS): its own lock and admin socket",
     )
     parser.add_argument("--no-advertise", action="store_true", help="do not advertise the server over mDNS")
     parser.add_argument(
@@ -95,6 +100,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     try:
         config = load_config(args.data_dir)
+        if args.instance is not None:
+            config = with_instance(config, args.instance)
         if args.listen:
             for address in args.listen:
                 parse_listen(address)

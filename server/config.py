@@ -41,6 +41,9 @@ class Server:
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
     hostnames: tuple[str, ...] = ("localhost",)
     advertise: bool = True
+    # The port invites name, where clients reach several serve processes through a load
+    # balancer (docs/scaling.md); 0: this process's first listening port.
+    public_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,19 @@ BUS_BACKENDS = ("local", "nats")
 
 
 @dataclass(frozen=True)
+class Storage:
+    # "sqlite": the data dir's corridor.sqlite. "postgresql": the database `dsn` names, which
+    # several serve processes may share (see docs/scaling.md).
+    backend: str = "sqlite"
+    # A libpq connection URI; keep the password out of it (a ~/.pgpass or PGPASSFILE entry).
+    dsn: str = ""
+
+
+STORAGE_BACKENDS = ("sqlite", "postgresql")
+INSTANCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole server configuration, with the data dir it was read from."""
 
@@ -148,6 +164,10 @@ class Config:
     metrics: Metrics = field(default_factory=Metrics)
     http: Http = field(default_factory=Http)
     bus: Bus = field(default_factory=Bus)
+    storage: Storage = field(default_factory=Storage)
+    # Which serve process this is, when several serve from one data dir (`corridor serve
+    # --instance`): it names the process's lock and admin socket. Not a config file key.
+    instance: str = ""
 
     def path(self, relative: str) -> Path:
         """A path from the config, resolved against the data dir."""
@@ -159,7 +179,12 @@ class Config:
 
     @property
     def control_socket(self) -> Path:
-        return self.data_dir / "control.sock"
+        return self.data_dir / (f"control-{self.instance}.sock" if self.instance else "control.sock")
+
+    @property
+    def lock_path(self) -> Path:
+        """The file a serve process holds locked while it runs."""
+        return self.data_dir / (f"serve-{self.instance}.lock" if self.instance else "serve.lock")
 
     @property
     def files_dir(self) -> Path:
@@ -177,6 +202,7 @@ SECTIONS: dict[str, type] = {
     "metrics": Metrics,
     "http": Http,
     "bus": Bus,
+    "storage": Storage,
 }
 
 
@@ -242,6 +268,8 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
         raise ConfigError(
             f"{source}: key 'limits.max_frame_bytes' must be at least {MIN_FRAME_BYTES:,} (a file chunk must fit in a frame)"
         )
+    if config.server.public_port > 65535:
+        raise ConfigError(f"{source}: key 'server.public_port' must be a port (1-65535), not {config.server.public_port}")
     if not config.server.hostnames:
         raise ConfigError(f"{source}: key 'server.hostnames' needs at least one name")
     for key, address in (("metrics.listen", config.metrics.listen), ("http.listen", config.http.listen)):
@@ -252,7 +280,32 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
                 raise ConfigError(f"{source}: key '{key}': {exc}") from None
     _check_ldap(source, config.ldap)
     _check_bus(source, config.bus)
+    _check_storage(source, config.storage)
     return config
+
+
+def _check_storage(source: str, storage: Storage) -> None:
+    if storage.backend not in STORAGE_BACKENDS:
+        raise ConfigError(
+            f"{source}: key 'storage.backend' must be one of {', '.join(STORAGE_BACKENDS)}, not {storage.backend!r}"
+        )
+    if storage.backend == "postgresql" and not re.match(r"postgres(ql)?://", storage.dsn):
+        raise ConfigError(f"{source}: key 'storage.dsn' must be postgresql://… when 'storage.backend' is postgresql")
+    if storage.backend == "sqlite" and storage.dsn:
+        raise ConfigError(f"{source}: key 'storage.dsn' is set but 'storage.backend' is sqlite (the data dir's file)")
+
+
+def with_instance(config: Config, instance: str) -> Config:
+    """The config of one of several serve processes on a data dir; raises ConfigError."""
+    if not INSTANCE_NAME.fullmatch(instance):
+        raise ConfigError(f"instance name {instance!r} must be 1-32 of A-Z a-z 0-9 _ -")
+    # Processes share their state through these two; on SQLite and the local bus a second
+    # process would neither see the first's sessions nor share its writer.
+    if config.storage.backend != "postgresql" or config.bus.backend != "nats":
+        raise ConfigError(
+            'several serve processes need [storage] backend = "postgresql" and [bus] backend = "nats" (see docs/scaling.md)'
+        )
+    return dataclasses.replace(config, instance=instance)
 
 
 def _check_bus(source: str, bus: Bus) -> None:

@@ -1,13 +1,18 @@
 """The bus across processes: `Bus` plus NATS, so that a delivery accepted by one `serve`
 process reaches the recipient's sessions connected to another.
 
-What crosses: only `user:<id>` topics carrying a `sessions.Delivery` (messages, notices, read and
-delivered marks, typing, resync), on the NATS subject `corridor.<cluster>.user.<id>`, as msgpack
-`{"event": {"type": TYPE, **fields}, "urgent": bool}`. A delivery's `origin` is a session id of
-the process that published it, so it is not sent: in other processes every session of the user
-gets the event. Everything else stays in its process: `session.started`/`session.ended` and
-`message.stored` carry Python objects, and presence and session counts are per process for now
-(docs/architecture.md, "Growing past one machine").
+What crosses, and nothing else:
+- `user:<id>` topics carrying a `sessions.Delivery` (messages, notices, read and delivered marks,
+  typing, resync), on the NATS subject `corridor.<cluster>.user.<id>`, as msgpack
+  `{"event": {"type": TYPE, **fields}, "urgent": bool}`. A delivery's `origin` is a session id
+  of the process that published it, so it is not sent: in other processes every session of the
+  user gets the event.
+- `cluster.<name>` topics (`CLUSTER_TOPIC`), whose events are plain data (what msgpack packs:
+  dicts, lists, str, int, bool, None), on `corridor.<cluster>.cluster.<name>`. Every process
+  subscribes to all of them, so they are how processes tell each other what changed in state
+  they each keep in memory (presence, caches, sessions to end).
+`session.started`/`session.ended` and `message.stored` carry Python objects and stay in their
+process.
 
 Theory of operation. nats-py runs on asyncio and the server on trio, so the NATS connection
 lives in one thread with its own asyncio loop. `run()` (a task in the server's root nursery)
@@ -59,6 +64,7 @@ from .sessions import Delivery
 log = logging.getLogger("corridor.bus.nats")
 
 USER_TOPIC = "user:"
+CLUSTER_TOPIC = "cluster."
 QUEUE_SIZE = 10_000  # deliveries waiting for the NATS thread; beyond this they are dropped
 RECONNECT_WAIT = 2.0  # seconds between attempts to reach NATS (nats-py's default)
 # What nats-py may raise when it cannot take a publication or a flush now.
@@ -95,11 +101,13 @@ class NatsBus(Bus):
     ):
         super().__init__()
         self._url = url
-        self._subject_prefix = f"corridor.{cluster}.user."
+        self._user_prefix = f"corridor.{cluster}.user."
+        self._cluster_prefix = f"corridor.{cluster}.cluster."
         self._stop_grace = stop_grace
         self._reconnect_wait = reconnect_wait
         self._outbox: queue.Queue[tuple[str, bytes]] = queue.Queue(queue_size)
-        self._interest: collections.deque[tuple[bool, str]] = collections.deque()
+        # Every process hears every cluster topic: one wildcard subscription, made at connect.
+        self._interest: collections.deque[tuple[bool, str]] = collections.deque([(True, self._cluster_prefix + ">")])
         self._interested: set[str] = set()  # `user:` topics with local subscribers
         self._loop: asyncio.AbstractEventLoop | None = None  # while the NATS thread may be called
         self._wake = asyncio.Event()
@@ -126,11 +134,13 @@ class NatsBus(Bus):
         return unsubscribe
 
     def publish(self, topic: str, event: Any) -> int:
-        """As `Bus.publish` (the count is of local subscribers); a `Delivery` on a `user:` topic
-        is also queued for NATS, without waiting."""
+        """As `Bus.publish` (the count is of local subscribers); a `Delivery` on a `user:` topic,
+        and any `cluster.` event, is also queued for NATS, without waiting."""
         count = super().publish(topic, event)
         if topic.startswith(USER_TOPIC) and isinstance(event, Delivery):
             self._send(self._subject(topic), encode(event))
+        elif topic.startswith(CLUSTER_TOPIC):
+            self._send(self._cluster_prefix + topic[len(CLUSTER_TOPIC) :], msgpack.packb(event))
         return count
 
     async def flush(self) -> None:
@@ -174,7 +184,12 @@ class NatsBus(Bus):
         )
 
     def _subject(self, topic: str) -> str:
-        return self._subject_prefix + topic[len(USER_TOPIC) :]
+        return self._user_prefix + topic[len(USER_TOPIC) :]
+
+    def _topic(self, subject: str) -> str:
+        if subject.startswith(self._cluster_prefix):
+            return CLUSTER_TOPIC + subject[len(self._cluster_prefix) :]
+        return USER_TOPIC + subject[len(self._user_prefix) :]
 
     def _send(self, subject: str, payload: bytes) -> None:
         loop = self._loop
@@ -198,14 +213,15 @@ class NatsBus(Bus):
         if self.dropped % 1000 == 1:
             log.warning("%s: %d deliveries to other processes dropped so far (clients resync)", why, self.dropped)
 
-    def _deliver_remote(self, topic: str, payload: bytes) -> None:
+    def _deliver_remote(self, subject: str, payload: bytes) -> None:
+        topic = self._topic(subject)
         try:
-            delivery = decode(payload)
+            event = msgpack.unpackb(payload) if topic.startswith(CLUSTER_TOPIC) else decode(payload)
         except Exception as exc:  # another process (of another version?) sent what this one cannot read
             log.warning("dropped an unreadable NATS message for %s: %r", topic, exc)
             return
         self.received += 1
-        super().publish(topic, delivery)
+        super().publish(topic, event)
 
     # -- the NATS thread --------------------------------------------------------------------
 
@@ -275,7 +291,7 @@ class NatsBus(Bus):
             wanted, subject = self._interest.popleft()
             try:
                 if wanted and subject not in subscriptions:
-                    subscriptions[subject] = await nc.subscribe(subject, cb=self._receiver(subject, token))
+                    subscriptions[subject] = await nc.subscribe(subject, cb=self._receiver(token))
                 elif not wanted and subject in subscriptions:
                     await subscriptions.pop(subject).unsubscribe()
             except NATS_FAILURES as exc:
@@ -307,11 +323,9 @@ class NatsBus(Bus):
             for waiter in waiters:
                 _tell_trio(waiter)
 
-    def _receiver(self, subject: str, token: trio.lowlevel.TrioToken):
-        topic = USER_TOPIC + subject[len(self._subject_prefix) :]
-
+    def _receiver(self, token: trio.lowlevel.TrioToken):
         async def received(msg) -> None:
-            _tell_trio(lambda: token.run_sync_soon(self._deliver_remote, topic, msg.data))
+            _tell_trio(lambda: token.run_sync_soon(self._deliver_remote, msg.subject, msg.data))
 
         return received
 

@@ -39,5 +39,7 @@ class Services:
     connections: Callable[[], int] = field(default=lambda: 0)
 
     def invite(self, token: str) -> str:
-        """The invite string for a token, naming this server's first host name and bound port."""
-        return str(Invite(self.config.server.hostnames[0], self.port, token, self.ca_sha256))
+        """The invite string for a token, naming this server's first host name and its public
+        port (the load balancer's, if configured) or bound port."""
+        port = self.config.server.public_port or self.port
+        return str(Invite(self.config.server.hostnames[0], port, token, self.ca_sha256))

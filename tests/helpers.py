@@ -16,9 +16,9 @@ from corridor.server.app import Server
 PASSWORD = "correct horse battery"
 
 
-async def admin_request(data_dir: Path, message):
-    """Send one request as the local admin over the control socket."""
-    stream = await open_unix(str(data_dir / "control.sock"))
+async def admin_request(data_dir: Path, message, instance: str = ""):
+    """Send one request as the local admin over the control socket (of one `serve --instance`)."""
+    stream = await open_unix(str(data_dir / (f"control-{instance}.sock" if instance else "control.sock")))
     async with running(stream) as channel:
         await channel.handshake()
         return await channel.request(message)

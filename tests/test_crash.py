@@ -57,10 +57,11 @@ def free_port() -> int:
 class ServerProcess:
     """`corridor serve` as a child process; every start appends its stderr to one log file."""
 
-    def __init__(self, data_dir: Path, port: int, log_path: Path):
+    def __init__(self, data_dir: Path, port: int, log_path: Path, extra: tuple[str, ...] = ()):
         self.data_dir = data_dir
         self.port = port
         self.log_path = log_path
+        self.extra = extra  # more `corridor serve` arguments
         self.proc: trio.Process | None = None
         self.starts = 0
 
@@ -85,6 +86,7 @@ class ServerProcess:
                         "--no-advertise",
                         "--log-level",
                         "warning",
+                        *self.extra,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,

@@ -116,6 +116,21 @@ async def test_only_subscribed_users_travel(nats_server: NatsServer):
             assert (seven, a.sent, b.received) == ([], 2, 1)
 
 
+async def test_cluster_topics_reach_every_other_process_as_plain_data(nats_server: NatsServer):
+    with trio.fail_after(10):
+        async with running_bus(nats_server.url) as a, running_bus(nats_server.url) as b, running_bus(nats_server.url) as c:
+            heard = {name: [] for name in "abc"}
+            for name, bus in zip("abc", (a, b, c), strict=True):
+                bus.subscribe("cluster.presence", heard[name].append)
+            for bus in (a, b, c):
+                await bus.flush()  # the wildcard subscriptions made at connect are live
+            change = {"user": 7, "status": "away", "sessions": [1, 2]}
+            assert a.publish("cluster.presence", change) == 1
+            await wait_for(lambda: heard["b"] and heard["c"])
+            await a.flush()
+            assert heard == {"a": [change], "b": [change], "c": [change]}  # no echo back to a
+
+
 async def test_an_outage_neither_blocks_nor_raises_and_delivery_resumes(nats_server: NatsServer):
     with trio.fail_after(15):
         async with running_bus(nats_server.url) as a, running_bus(nats_server.url) as b:

@@ -51,6 +51,16 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def control_socket(data: Path) -> Path:
+    """The admin socket of the server on a data dir: `control.sock`, or, where several serve
+    processes share the data dir (`serve --instance NAME`), the first `control-NAME.sock`
+    (they share one database, so any of them will do)."""
+    single = data / "control.sock"
+    if single.exists():
+        return single
+    return next(iter(sorted(data.glob("control-*.sock"))), single)
+
+
 @asynccontextmanager
 async def admin_link(args: argparse.Namespace, timeout: float = ADMIN_TIMEOUT) -> AsyncIterator[Send]:
     """One connection to the server for a whole command; yields a function that sends a request
@@ -67,7 +77,7 @@ async def admin_link(args: argparse.Namespace, timeout: float = ADMIN_TIMEOUT) -
         finally:
             profile.close()
         return
-    stream = await open_unix(str(args.data / "control.sock"))
+    stream = await open_unix(str(control_socket(args.data)))
     async with running(stream) as channel:
         with _timed(timeout):
             await channel.handshake()

@@ -176,10 +176,14 @@ class GroupCommit:
         for item in batch:
             item.error = item.error or self._typed(exc)
 
+    def _begin(self, conn: Any) -> None:
+        """Open a writing transaction (a backend adds what it needs to order writers)."""
+        conn.execute(self.begin)
+
     def write_now(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run one write transaction synchronously (start-up and tools, before the committer runs)."""
         conn = self._writer
-        conn.execute(self.begin)
+        self._begin(conn)
         try:
             result = fn(conn)
             conn.execute("COMMIT")
@@ -213,7 +217,7 @@ class Database(GroupCommit):
     def _run_batch(self, batch: list[_Write]) -> bool:
         """Run every write in one open transaction; False if the transaction itself failed."""
         try:
-            self._writer.execute(self.begin)
+            self._begin(self._writer)
             self._run_each(batch)
         except sqlite3.Error as exc:
             self._fail_batch(batch, exc)

@@ -104,14 +104,19 @@ def apply_migrations(db: GroupCommit, migrations: Iterable[Migration]) -> list[s
         if migration.name in applied:
             continue
 
-        def apply(conn: sqlite3.Connection, migration: Migration = migration) -> None:
+        def apply(conn: sqlite3.Connection, migration: Migration = migration) -> bool:
+            # Another server process starting at the same time may have applied it while this
+            # one waited for the writers' lock (PostgreSQL): the ledger, read inside it, says.
+            if migration.name in applied_names(conn):
+                return False
             for statement in migration.statements(db.dialect):
                 conn.execute(statement)
             if migration.then is not None:
                 migration.then(conn)
             conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (migration.name, time.time()))
+            return True
 
-        db.write_now(apply)
-        log.info("applied migration %s", migration.name)
-        done.append(migration.name)
+        if db.write_now(apply):
+            log.info("applied migration %s", migration.name)
+            done.append(migration.name)
     return done

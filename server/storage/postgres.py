@@ -46,6 +46,11 @@ from .database import GroupCommit, _Write
 WRITER_LOCK = 0x636F_7272_7772_6974
 
 
+class DatabaseUnreachable(ConnectionError):
+    """PostgreSQL refused or could not take the connection at start-up (an OSError, so the
+    command-line tools report it as they report any unreachable service)."""
+
+
 class IntegrityError(sqlite3.IntegrityError, psycopg.IntegrityError):
     """A constraint violation on PostgreSQL. It is also sqlite3's IntegrityError, so a store
     catches one class (`except sqlite3.IntegrityError`) whichever engine it runs on, and also
@@ -70,6 +75,15 @@ def placeholders(sql: str) -> str:
     return _TOKEN.sub(swap, sql)
 
 
+def location(dsn: str) -> str:
+    """Where a DSN points, for messages: never its password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(a malformed DSN)"
+    return f"postgresql://{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
+
+
 class Connection:
     """A psycopg connection (autocommit: transactions are explicit SQL) with the calls the stores
     make on sqlite3's: `execute(sql, params)` and `executemany` return a cursor with `fetchone`,
@@ -79,7 +93,11 @@ class Connection:
 
     def __init__(self, dsn: str):
         self._dsn = dsn
-        self._pg = psycopg.connect(dsn, autocommit=True)
+        try:
+            self._pg = psycopg.connect(dsn, autocommit=True)
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+            reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+            raise DatabaseUnreachable(f"cannot use the PostgreSQL database {location(dsn)}: {reason}") from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
         """Run one statement (a whole script when there are no parameters)."""
@@ -125,9 +143,7 @@ class PostgresDatabase(GroupCommit):
     dialect = "postgresql"
 
     def __init__(self, dsn: str, readers: int = 2):
-        parts = conninfo_to_dict(dsn)
-        # Where, for messages; never the password.
-        self.location = f"postgresql://{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
+        self.location = location(dsn)
         writer = Connection(dsn)
         try:
             pool = [Connection(dsn) for _ in range(readers)]
@@ -139,18 +155,22 @@ class PostgresDatabase(GroupCommit):
     async def _commit_batch(self, batch: list[_Write]) -> None:
         await trio.to_thread.run_sync(self._run_and_commit, batch)
 
+    def _begin(self, conn: Connection) -> None:
+        conn.execute(self.begin)
+        # One writing transaction at a time across all processes, taken before any row lock.
+        # Nearly every write appends to the archive's single chain, which serialises writers
+        # anyway once they reach it; a batch holding a row lock (a conversation's sequence, the
+        # directory log) while it waits for the chain, and another holding the chain while it
+        # waits for that row, would deadlock. Locks are then always taken in one order, as
+        # SQLite's single writer takes them. Processes still read, parse, check and push in
+        # parallel; only the transactions queue. Migrations of processes starting together
+        # take turns the same way.
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+
     def _run_and_commit(self, batch: list[_Write]) -> None:
         """The whole transaction, in a worker thread."""
         try:
-            self._writer.execute(self.begin)
-            # One writing transaction at a time across all processes, taken before any row
-            # lock. Nearly every write appends to the archive's single chain, which serialises
-            # writers anyway once they reach it; a batch holding a row lock (a conversation's
-            # sequence, the directory log) while it waits for the chain, and another holding
-            # the chain while it waits for that row, would deadlock. Locks are then always
-            # taken in one order, as SQLite's single writer takes them. Processes still read,
-            # parse, check and push in parallel; only the transactions queue.
-            self._writer.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+            self._begin(self._writer)
             self._run_each(batch)
             self._writer.execute("COMMIT")
         except psycopg.Error as exc:
