@@ -58,7 +58,9 @@ from .transport import Answer, Channel, open_tls
 
 log = logging.getLogger("corridor.client")
 
-RETRYABLE = frozenset({"CONNECTION_LOST", "SHUTTING_DOWN", "INTERNAL", "TOO_MANY_REQUESTS", "SLOW_CONSUMER", "TIMEOUT"})
+RETRYABLE = frozenset(
+    {"CONNECTION_LOST", "SHUTTING_DOWN", "INTERNAL", "TOO_MANY_REQUESTS", "SLOW_CONSUMER", "TIMEOUT", "STORAGE_UNAVAILABLE"}
+)
 # After these the request may or may not have been carried out (only TOO_MANY_REQUESTS is
 # refused before the server looks at it).
 UNKNOWN_OUTCOME = RETRYABLE - {"TOO_MANY_REQUESTS"}

@@ -145,6 +145,11 @@ _ENTRIES = [
     ErrorSpec(
         "STORAGE_FULL", ServerUnavailable, "The server's disk is full: the request stored nothing; retry once space is freed."
     ),
+    ErrorSpec(
+        "STORAGE_UNAVAILABLE",
+        ServerUnavailable,
+        "The server cannot reach its database just now: nothing was stored; retry shortly.",
+    ),
     ErrorSpec("LDAP_UNAVAILABLE", ServerUnavailable, "The configured LDAP/AD server cannot be reached or refused the bind."),
     ErrorSpec("INTERNAL", ServerUnavailable, "An unexpected server fault; it is logged, and the request may be retried."),
     # Raised by the client library itself, never sent on the wire:

@@ -76,18 +76,46 @@ async def test_a_literal_percent_and_executemany_work_through_the_adapter(server
         )
 
 
-async def test_a_writer_the_server_dropped_reconnects_for_the_next_batch(servers, pg_dsn):
+def database_of(dsn: str) -> str:
+    return dict(item.split("=", 1) for item in dsn.split())["dbname"]
+
+
+async def drop_sessions(cluster: str, database: str, *, refuse: bool = False) -> None:
+    """End every session of one database, as a PostgreSQL restart or failover does (`refuse`:
+    and take no new ones until `allow_sessions`, as while it is down)."""
+    sessions = f"FROM pg_stat_activity WHERE datname = '{database}'"
+    with psycopg.connect(cluster, autocommit=True) as admin:
+        if refuse:
+            admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+        admin.execute(f"SELECT pg_terminate_backend(pid) {sessions}")
+        while admin.execute(f"SELECT count(*) {sessions}").fetchone()[0]:  # termination is asynchronous
+            await trio.sleep(0.01)
+
+
+def allow_sessions(cluster: str, database: str) -> None:
+    with psycopg.connect(cluster, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+
+
+async def test_sessions_postgresql_dropped_are_replaced_without_failing_anything(servers, pg_dsn, postgres_cluster):
     db = servers[0]
     with trio.fail_after(20):
         await db.write(lambda c: store.create_user_txn(c, "ann", "Ann", "user", 1.0))
-        others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        with psycopg.connect(pg_dsn, autocommit=True) as admin:
-            admin.execute(f"SELECT pg_terminate_backend(pid) {others}")
-            while admin.execute(f"SELECT count(*) {others}").fetchone()[0]:  # termination is asynchronous
-                await trio.sleep(0.01)
-        with pytest.raises(psycopg.OperationalError):
-            await db.write(lambda c: store.create_user_txn(c, "bob", "Bob", "user", 1.0))
+        await drop_sessions(postgres_cluster, database_of(pg_dsn))
         await db.write(lambda c: store.create_user_txn(c, "bob", "Bob", "user", 1.0))
-        with pytest.raises(psycopg.OperationalError):
-            await db.read(store.all_users)  # the first read on a dropped reader fails too
         assert [u.username for u in await db.read(store.all_users)] == ["ann", "bob"]
+
+
+async def test_while_postgresql_is_down_requests_fail_typed_and_retryable_then_work_again(servers, pg_dsn, postgres_cluster):
+    db, database = servers[0], database_of(pg_dsn)
+    with trio.fail_after(20):
+        await drop_sessions(postgres_cluster, database, refuse=True)
+        try:
+            for attempt in (db.write(lambda c: store.create_user_txn(c, "bob", "Bob", "user", 1.0)), db.read(store.all_users)):
+                with pytest.raises(CorridorError) as refused:
+                    await attempt
+                assert refused.value.code == "STORAGE_UNAVAILABLE"
+        finally:
+            allow_sessions(postgres_cluster, database)
+        await db.write(lambda c: store.create_user_txn(c, "bob", "Bob", "user", 1.0))
+        assert [u.username for u in await db.read(store.all_users)] == ["bob"]

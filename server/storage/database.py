@@ -117,6 +117,11 @@ class GroupCommit:
             conn = self._readers.pop()
             try:
                 return await trio.to_thread.run_sync(fn, conn)
+            except Exception as exc:
+                error = self._typed(exc)
+                if error is exc:
+                    raise
+                raise error from exc
             finally:
                 self._readers.append(conn)
 

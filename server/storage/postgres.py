@@ -27,9 +27,10 @@ fetch from or iterate); `Connection` offers those calls on a psycopg connection.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -40,6 +41,8 @@ from psycopg.pq import TransactionStatus
 from corridor.protocol.errors import make_error
 
 from .database import GroupCommit, _Write
+
+log = logging.getLogger("corridor.storage")
 
 # The advisory lock every writing transaction takes first (any constant no other lock in the
 # database uses: "corrwrit" in ASCII).
@@ -93,32 +96,25 @@ class Connection:
 
     def __init__(self, dsn: str):
         self._dsn = dsn
-        try:
-            self._pg = psycopg.connect(dsn, autocommit=True)
-        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
-            reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-            raise DatabaseUnreachable(f"cannot use the PostgreSQL database {location(dsn)}: {reason}") from None
+        self._pg = _connect(dsn)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
         """Run one statement (a whole script when there are no parameters)."""
-        self._reconnect_if_broken()
-        try:
-            if not params:
-                # Without parameters psycopg sends the text as it is: no placeholders to swap.
-                return self._pg.execute(sql)
-            return self._pg.execute(placeholders(sql), params)
-        except psycopg.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
+        if not params:
+            # Without parameters psycopg sends the text as it is: no placeholders to swap.
+            return self._run(lambda pg: pg.execute(sql))
+        return self._run(lambda pg: pg.execute(placeholders(sql), params))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
         """Run one statement once for each row of parameters."""
-        self._reconnect_if_broken()
-        cursor = self._pg.cursor()
-        try:
+        rows = list(rows)  # a second attempt must see them too
+
+        def run(pg: psycopg.Connection) -> psycopg.Cursor:
+            cursor = pg.cursor()
             cursor.executemany(placeholders(sql), rows)
-        except psycopg.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
-        return cursor
+            return cursor
+
+        return self._run(run)
 
     @property
     def in_transaction(self) -> bool:
@@ -129,12 +125,39 @@ class Connection:
         """Close the connection."""
         self._pg.close()
 
-    def _reconnect_if_broken(self) -> None:
-        # A connection the server dropped (a restart, an admin ending sessions) stays broken.
-        # Outside a transaction nothing is in flight on it, so a new session loses nothing;
-        # inside one the statement fails and so does the transaction, as it must.
-        if self._pg.broken and not self.in_transaction:
-            self._pg = psycopg.connect(self._dsn, autocommit=True)
+    def _run(self, statement: Callable[[psycopg.Connection], psycopg.Cursor]) -> psycopg.Cursor:
+        """Run a statement, on a new session if PostgreSQL dropped this one while it was idle.
+
+        A dropped session (a restart, a failover, an admin ending sessions) stays broken and is
+        only noticed when the next statement fails. Outside a transaction nothing of ours was
+        in flight on it — reads run alone, writes start with BEGIN — so that statement runs again
+        on a new session. Inside one the statement fails and so does the transaction, as it
+        must. A PostgreSQL still down raises DatabaseUnreachable."""
+        if self._pg.broken:
+            self._pg = _connect(self._dsn)
+        idle = not self.in_transaction
+        try:
+            return _integrity(statement, self._pg)
+        except psycopg.OperationalError:
+            if not (idle and self._pg.broken):
+                raise
+        self._pg = _connect(self._dsn)
+        return _integrity(statement, self._pg)
+
+
+def _connect(dsn: str) -> psycopg.Connection:
+    try:
+        return psycopg.connect(dsn, autocommit=True)
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        raise DatabaseUnreachable(f"cannot use the PostgreSQL database {location(dsn)}: {reason}") from None
+
+
+def _integrity(statement: Callable[[psycopg.Connection], psycopg.Cursor], pg: psycopg.Connection) -> psycopg.Cursor:
+    try:
+        return statement(pg)
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
 
 
 class PostgresDatabase(GroupCommit):
@@ -173,7 +196,7 @@ class PostgresDatabase(GroupCommit):
             self._begin(self._writer)
             self._run_each(batch)
             self._writer.execute("COMMIT")
-        except psycopg.Error as exc:
+        except (psycopg.Error, DatabaseUnreachable) as exc:
             self._fail_batch(batch, exc)
             return
         self.commits += 1
@@ -182,4 +205,7 @@ class PostgresDatabase(GroupCommit):
     def _typed(self, exc: Exception) -> Exception:
         if isinstance(exc, psycopg.errors.DiskFull):
             return make_error("STORAGE_FULL", "the database server's disk is full: nothing was stored; retry once space is freed")
+        if isinstance(exc, (psycopg.OperationalError, DatabaseUnreachable)):
+            log.warning("%s", exc)
+            return make_error("STORAGE_UNAVAILABLE", "the server cannot reach its database just now; retry shortly")
         return super()._typed(exc)
