@@ -1,8 +1,8 @@
 """Background chores that repeat for the server's whole life (indexing the archive, signing
 checkpoints, retention passes, following the directory).
 
-A round that fails on storage — a full disk, a locked or damaged database, an I/O error — is
-logged and the next round tries again: a chore must never take the server, and everyone's
+A round that fails — a full disk, a locked or damaged database, an unreachable PostgreSQL, an
+I/O error — is logged and the next round tries again: a chore must never take the server, and everyone's
 connections, down with it. Nothing is lost by a skipped round; each one starts from what is
 stored.
 """
@@ -10,7 +10,6 @@ stored.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -30,6 +29,8 @@ async def every(interval: float, job: Callable[[], Awaitable[object]], what: str
         except CorridorError as exc:
             # Typed storage faults (STORAGE_FULL) are expected while they last: no traceback.
             log.warning("%s failed: %s [%s]; trying again in %g s", what, exc, exc.code, interval)
-        except (sqlite3.Error, OSError):
+        except Exception:
+            # Whatever else the engine raised (SQLite, or PostgreSQL through psycopg): logged with
+            # its traceback, and the server goes on serving.
             log.exception("%s failed; trying again in %g s", what, interval)
         await trio.sleep(interval)
