@@ -273,7 +273,15 @@ class Server:
             async with trio.open_nursery() as acceptors:
                 tracker = self.tracker
                 acceptors.start_soon(
-                    serve_tls, listeners, context, handle, tracker.admit, tracker.release, config.limits, connections
+                    serve_tls,
+                    listeners,
+                    context,
+                    handle,
+                    tracker.admit,
+                    tracker.release,
+                    config.limits,
+                    connections,
+                    frozenset(config.server.proxy_protocol_from),
                 )
                 acceptors.start_soon(serve_control, control, handle_admin, connections)
                 if self.advertise:

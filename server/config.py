@@ -8,6 +8,7 @@ the key and what was expected, never a silent default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class Server:
     # The port invites name, where clients reach several serve processes through a load
     # balancer (docs/scaling.md); 0: this process's first listening port.
     public_port: int = 0
+    # Load balancers that send the PROXY protocol v2 header (HAProxy's send-proxy-v2), so the
+    # server sees each client's own address; connections from them must carry it.
+    proxy_protocol_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,11 @@ def parse_config(data: dict, data_dir: Path, source: str = CONFIG_NAME) -> Confi
         raise ConfigError(
             f"{source}: key 'limits.max_frame_bytes' must be at least {MIN_FRAME_BYTES:,} (a file chunk must fit in a frame)"
         )
+    for address in config.server.proxy_protocol_from:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"{source}: key 'server.proxy_protocol_from' must list IP addresses, not {address!r}") from None
     if config.server.public_port > 65535:
         raise ConfigError(f"{source}: key 'server.public_port' must be a port (1-65535), not {config.server.public_port}")
     if not config.server.hostnames:

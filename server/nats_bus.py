@@ -246,6 +246,10 @@ class NatsBus(Bus):
                 if stopping:
                     break
         finally:
+            unsent = self._outbox.qsize()  # NATS was never reached: they had nowhere to go
+            if unsent:
+                self.failed += unsent
+                log.warning("%d deliveries to other processes never reached NATS (clients resync)", unsent)
             connecting.cancel()  # does nothing once connected
             await asyncio.gather(connecting, return_exceptions=True)
             # nats-py cannot close a connection whose first connect never completed.
@@ -298,7 +302,9 @@ class NatsBus(Bus):
                 self._interest.appendleft((wanted, subject))  # retried on the next wake-up
                 log.warning("NATS subscription change for %s: %r", subject, exc)
                 break
-        while True:
+        # Before the first connection nats-py takes no publication at all (its reconnect buffer
+        # is set up by connect): they wait here, in the bounded queue, until it is up.
+        while nc.is_connected or nc.is_reconnecting:
             try:
                 subject, payload = self._outbox.get_nowait()
             except queue.Empty:

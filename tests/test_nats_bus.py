@@ -148,6 +148,18 @@ async def test_an_outage_neither_blocks_nor_raises_and_delivery_resumes(nats_ser
                 await trio.sleep(0.05)
 
 
+async def test_what_is_published_before_nats_is_first_reached_waits_for_it(nats_server: NatsServer):
+    nats_server.stop()
+    with trio.fail_after(15):
+        async with running_bus(nats_server.url) as a:
+            a.publish("cluster.presence", {"user": 7, "status": "online"})  # a server starting up
+            await trio.sleep(0.3)  # several connection attempts
+            assert (a.sent, a.failed, a.dropped) == (0, 0, 0)
+            nats_server.start()
+            await a.flush()
+            assert (a.sent, a.failed) == (1, 0)
+
+
 async def test_without_nats_the_bus_starts_delivers_locally_and_stops(tmp_path: Path):
     with trio.fail_after(5):
         async with running_bus(NatsServer(tmp_path).url) as bus:  # a free port: nothing listens

@@ -166,7 +166,8 @@ async def test_three_processes_behind_haproxy_survive_kill_9(tmp_path: Path, pg_
         nats=nats_server.url,
     )
     config = data / "corridor.toml"
-    config.write_text(config.read_text().replace("advertise = true", f"advertise = false\npublic_port = {lb_port}"))
+    shared = f'advertise = false\npublic_port = {lb_port}\nproxy_protocol_from = ["127.0.0.1"]'
+    config.write_text(config.read_text().replace("advertise = true", shared))
     servers = {
         name: ServerProcess(data, port, tmp_path / f"serve-{name}.log", ("--instance", name))
         for name, port in zip(INSTANCES, ports, strict=True)

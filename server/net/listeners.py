@@ -23,6 +23,7 @@ from corridor.protocol import Connection
 from corridor.protocol.errors import make_error
 
 from ..config import Limits, parse_listen
+from .proxy_protocol import ProxyHeaderError, is_listed, read_client_address
 from .tls_stream import TLSSocketStream
 
 log = logging.getLogger("corridor.net")
@@ -57,8 +58,10 @@ async def serve_tls(
     release: Callable[[str], None],
     limits: Limits,
     handler_nursery: trio.Nursery,
+    proxies: frozenset[str] = frozenset(),
 ) -> None:
-    """Accept TCP connections forever, handshake TLS, and pass admitted streams to `handle`."""
+    """Accept TCP connections forever, handshake TLS, and pass admitted streams to `handle`.
+    Connections from `proxies` start with a PROXY protocol v2 header naming the client."""
 
     async def on_tcp(stream: trio.SocketStream) -> None:
         try:
@@ -66,6 +69,11 @@ async def serve_tls(
         except OSError:
             await trio.aclose_forcefully(stream)
             return
+        if proxies and is_listed(address, proxies):
+            address = await _behind_proxy(stream, address, limits)
+            if address is None:
+                await trio.aclose_forcefully(stream)
+                return
         admitted = admit(address)
         tls = TLSSocketStream.wrap(stream, context)
         try:
@@ -91,6 +99,19 @@ async def serve_tls(
             await trio.aclose_forcefully(tls)
 
     await trio.serve_listeners(on_tcp, listeners, handler_nursery=handler_nursery)
+
+
+async def _behind_proxy(stream: trio.SocketStream, proxy: str, limits: Limits) -> str | None:
+    """The client address a proxy's header names (the proxy's own for its health checks), or
+    None when the header is missing, malformed or late: the connection is then closed."""
+    with trio.move_on_after(limits.handshake_timeout):
+        try:
+            return await read_client_address(stream.socket) or proxy
+        except (ProxyHeaderError, OSError) as exc:
+            log.warning("connection from the proxy %s refused: %s", proxy, exc)
+            return None
+    log.warning("connection from the proxy %s refused: no PROXY protocol header within %g s", proxy, limits.handshake_timeout)
+    return None
 
 
 async def open_control_listener(path: Path) -> trio.SocketListener:
