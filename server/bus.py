@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("corridor.bus")
@@ -36,6 +36,13 @@ class Bus:
                     del self._subscribers[topic]
 
         return unsubscribe
+
+    def publish_to_users(self, user_ids: Iterable[int], event: Any, about: str) -> None:
+        """Deliver one event to the `user:<id>` topics of many people (a group's message, a
+        notice). `about` names what they share (`conversation.42`), for a bus that carries it
+        across processes once rather than once per person."""
+        for user_id in dict.fromkeys(user_ids):
+            self.publish(f"user:{user_id}", event)
 
     def publish(self, topic: str, event: Any) -> int:
         """Deliver `event` to every subscriber of `topic`; returns how many got it."""

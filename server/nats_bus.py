@@ -7,6 +7,12 @@ What crosses, and nothing else:
   `{"event": {"type": TYPE, **fields}, "urgent": bool}`. A delivery's `origin` is a session id
   of the process that published it, so it is not sent: in other processes every session of the
   user gets the event.
+- one event for many people (`publish_to_users`: a group's message, a notice) with more than
+  `FANOUT_MIN` recipients, on `corridor.<cluster>.many.<about>` (`about` is `conversation.<id>`
+  or `notice.<id>`), as msgpack `{"users": [ids], "event": …, "urgent": bool}`: one NATS
+  message per process instead of one per member. Every process subscribes to them all and
+  delivers to the listed users it has sessions for; a 2,000-member group's message is then 2
+  NATS messages with three processes, not 2,000.
 - `cluster.<name>` topics (`CLUSTER_TOPIC`), whose events are plain data (what msgpack packs:
   dicts, lists, str, int, bool, None), on `corridor.<cluster>.cluster.<name>`. Every process
   subscribes to all of them, so they are how processes tell each other what changed in state
@@ -47,7 +53,7 @@ import asyncio
 import collections
 import logging
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -65,6 +71,9 @@ log = logging.getLogger("corridor.bus.nats")
 
 USER_TOPIC = "user:"
 CLUSTER_TOPIC = "cluster."
+# Up to this many recipients, per-user subjects (only processes with their sessions hear them);
+# beyond, one message on a subject every process hears.
+FANOUT_MIN = 4
 QUEUE_SIZE = 10_000  # deliveries waiting for the NATS thread; beyond this they are dropped
 RECONNECT_WAIT = 2.0  # seconds between attempts to reach NATS (nats-py's default)
 # What nats-py may raise when it cannot take a publication or a flush now.
@@ -79,7 +88,25 @@ def encode(delivery: Delivery) -> bytes:
 
 def decode(payload: bytes) -> Delivery:
     """The delivery a payload from `encode` carries; raises on anything else."""
+    return _delivery(msgpack.unpackb(payload))
+
+
+def encode_many(user_ids: list[int], delivery: Delivery) -> bytes:
+    """The NATS payload for one delivery to many users."""
+    event = delivery.event
+    return msgpack.packb({"users": user_ids, "event": {"type": event.TYPE, **event.to_fields()}, "urgent": delivery.urgent})
+
+
+def decode_many(payload: bytes) -> tuple[list[int], Delivery]:
+    """The users and delivery a payload from `encode_many` carries; raises on anything else."""
     data = msgpack.unpackb(payload)
+    users = data["users"]
+    if not isinstance(users, list) or not all(type(u) is int for u in users):
+        raise ValueError("users must be a list of ids")
+    return users, _delivery(data)
+
+
+def _delivery(data: dict) -> Delivery:
     fields = dict(data["event"])
     return Delivery(EVENTS[fields.pop("type")].from_fields(fields), urgent=bool(data["urgent"]))
 
@@ -103,11 +130,14 @@ class NatsBus(Bus):
         self._url = url
         self._user_prefix = f"corridor.{cluster}.user."
         self._cluster_prefix = f"corridor.{cluster}.cluster."
+        self._many_prefix = f"corridor.{cluster}.many."
         self._stop_grace = stop_grace
         self._reconnect_wait = reconnect_wait
         self._outbox: queue.Queue[tuple[str, bytes]] = queue.Queue(queue_size)
         # Every process hears every cluster topic: one wildcard subscription, made at connect.
-        self._interest: collections.deque[tuple[bool, str]] = collections.deque([(True, self._cluster_prefix + ">")])
+        self._interest: collections.deque[tuple[bool, str]] = collections.deque(
+            [(True, self._cluster_prefix + ">"), (True, self._many_prefix + ">")]
+        )
         self._interested: set[str] = set()  # `user:` topics with local subscribers
         self._loop: asyncio.AbstractEventLoop | None = None  # while the NATS thread may be called
         self._wake = asyncio.Event()
@@ -142,6 +172,17 @@ class NatsBus(Bus):
         elif topic.startswith(CLUSTER_TOPIC):
             self._send(self._cluster_prefix + topic[len(CLUSTER_TOPIC) :], msgpack.packb(event))
         return count
+
+    def publish_to_users(self, user_ids: Iterable[int], event: Any, about: str) -> None:
+        """As `Bus.publish_to_users`; beyond `FANOUT_MIN` people the other processes get the
+        event once, on a subject all of them hear, with the list of users."""
+        users = list(dict.fromkeys(user_ids))
+        if len(users) <= FANOUT_MIN or not isinstance(event, Delivery):
+            super().publish_to_users(users, event, about)
+            return
+        for user_id in users:
+            super().publish(f"{USER_TOPIC}{user_id}", event)  # this process's sessions only
+        self._send(self._many_prefix + about, encode_many(users, event))
 
     async def flush(self) -> None:
         """Wait until the NATS server has every subscription change and publication made so far
@@ -214,6 +255,9 @@ class NatsBus(Bus):
             log.warning("%s: %d deliveries to other processes dropped so far (clients resync)", why, self.dropped)
 
     def _deliver_remote(self, subject: str, payload: bytes) -> None:
+        if subject.startswith(self._many_prefix):
+            self._deliver_many(subject, payload)
+            return
         topic = self._topic(subject)
         try:
             event = msgpack.unpackb(payload) if topic.startswith(CLUSTER_TOPIC) else decode(payload)
@@ -222,6 +266,18 @@ class NatsBus(Bus):
             return
         self.received += 1
         super().publish(topic, event)
+
+    def _deliver_many(self, subject: str, payload: bytes) -> None:
+        try:
+            users, delivery = decode_many(payload)
+        except Exception as exc:
+            log.warning("dropped an unreadable NATS message on %s: %r", subject, exc)
+            return
+        self.received += 1
+        for user_id in users:
+            topic = f"{USER_TOPIC}{user_id}"
+            if topic in self._subscribers:
+                super().publish(topic, delivery)
 
     # -- the NATS thread --------------------------------------------------------------------
 

@@ -131,6 +131,30 @@ async def test_cluster_topics_reach_every_other_process_as_plain_data(nats_serve
             assert heard == {"a": [change], "b": [change], "c": [change]}  # no echo back to a
 
 
+async def test_a_group_message_crosses_once_per_process_to_the_members_it_serves(nats_server: NatsServer):
+    with trio.fail_after(10):
+        async with running_bus(nats_server.url) as a, running_bus(nats_server.url) as b, running_bus(nats_server.url) as c:
+            got: dict[str, list] = {"a1": [], "b1": [], "b2": [], "c3": []}
+            a.subscribe("user:1", got["a1"].append)  # a member with sessions on two processes
+            b.subscribe("user:1", got["b1"].append)
+            b.subscribe("user:2", got["b2"].append)
+            c.subscribe("user:3", got["c3"].append)
+            for bus in (a, b, c):
+                await bus.flush()
+            members = list(range(1, 2001))
+            a.publish_to_users(members, Delivery(message(1)), "conversation.3")
+            await wait_for(lambda: got["b1"] and got["b2"] and got["c3"])
+            await a.flush()
+            await b.flush()
+            await c.flush()
+            assert {k: [d.event for d in v] for k, v in got.items()} == {k: [message(1)] for k in got}
+            assert (a.sent, b.received, c.received) == (1, 1, 1)  # not 2,000 NATS messages
+            # A 1:1 conversation's two people go on their own subjects: only their processes hear.
+            a.publish_to_users([2, 3], Delivery(message(2)), "conversation.4")
+            await wait_for(lambda: len(got["b2"]) == 2 and len(got["c3"]) == 2)
+            assert a.sent == 3
+
+
 async def test_an_outage_neither_blocks_nor_raises_and_delivery_resumes(nats_server: NatsServer):
     with trio.fail_after(15):
         async with running_bus(nats_server.url) as a, running_bus(nats_server.url) as b:

@@ -39,6 +39,5 @@ def deliver(services: Services, stored: StoredMessage, origin: int | None, to: l
     if stored.duplicate:
         return
     event = Delivery(chat_message(services.users, stored, MessageEvent), origin, urgent)
-    for user_id in dict.fromkeys(to):
-        services.bus.publish(f"user:{user_id}", event)
+    services.bus.publish_to_users(to, event, f"conversation.{stored.conversation}")
     services.bus.publish("message.stored", stored)

@@ -67,8 +67,7 @@ class NoticeHandlers:
 
         def committed(sent: store.Sent) -> None:
             event = Delivery(NoticeEvent(id=sent.id, sender=me.username, title=msg.title, text=msg.text, ts=sent.ts, read=False))
-            for user_id in sent.recipients:
-                self.services.bus.publish(f"user:{user_id}", event)
+            self.services.bus.publish_to_users(sent.recipients, event, f"notice.{sent.id}")
 
         sent = await self.services.db.write(txn, after_commit=committed)
         recipients = len(sent.recipients) if not sent.duplicate else (await self._status(sent.id, None))[0]
