@@ -178,7 +178,7 @@ def _migrations(conn: sqlite3.Connection, what: str) -> list[str]:
         raise BackupError(f"{what} is not a Corridor database ({exc})") from None
 
 
-def _snapshot(source: Path, target: Path, progress: Progress) -> list[str]:
+def snapshot(source: Path, target: Path, progress: Progress) -> list[str]:
     """Copy the database as of one moment into `target`; returns the migrations it holds."""
     os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private before it holds anything
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, isolation_level=None)
@@ -255,7 +255,7 @@ def take_backup(data_dir: Path, out: Path, progress: Progress | None = None) -> 
     staging = _refuse_existing(out)
     _make_dirs(staging)
     try:
-        migrations = _snapshot(config.database_path, staging / DATABASE, progress)
+        migrations = snapshot(config.database_path, staging / DATABASE, progress)
         entries = [{"path": DATABASE, "size": (staging / DATABASE).stat().st_size, "sha256": _hash(staging / DATABASE)}]
         inside, outside = _named_by_config(config)
         names = [CONFIG_NAME, *_tree(source, "tls"), *inside, *(name for top in STORE_TREES for name in _tree(source, top))]

@@ -20,6 +20,7 @@ SERVER_COMMANDS = {
     ),
     "backup": ("corridor.server.backup_cli", "on a data dir: a consistent online backup (database, files, keys)"),
     "restore": ("corridor.server.restore_cli", "restore a backup into a new data dir"),
+    "migrate-storage": ("corridor.server.migrate_storage_cli", "on a data dir: copy its database into PostgreSQL, verified"),
     "cert": ("corridor.deploy.cert_cli", "on a data dir: server certificate status, renewal, key rotation, host names"),
 }
 

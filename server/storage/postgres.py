@@ -84,7 +84,8 @@ def location(dsn: str) -> str:
         parts = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "(a malformed DSN)"
-    return f"postgresql://{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
 
 
 class Connection:
