@@ -13,7 +13,8 @@ On top of roles come the organisation's own rules (see `docs/policies.md`):
 - `group_create`, `broadcast` and `archive_read` rules say who may do those (`decide`);
 - inside a group, its owner and admins have the powers in `GROUP_POWERS`.
 The rules live in memory (they are few, and the hot path reads them on every message); the org
-tree is asked in SQL at decision time, only when a rule needs it.
+tree is asked in SQL at decision time, only when a rule needs it. With several serve processes a
+change to the rules is announced (`follow`) and the others read them again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from corridor.protocol.errors import make_error
 from corridor.protocol.messages import PolicyRule
@@ -31,6 +33,9 @@ from .features.accounts.users import UserCache
 from .features.policies import store
 from .sessions import ANONYMOUS, DEPT_ADMIN, Actor
 from .storage.database import Database
+
+if TYPE_CHECKING:
+    from .cluster import Cluster, Message
 
 # Who always sees the whole directory and is never limited by the organisation's rules.
 UNRESTRICTED = frozenset({"admin", "auditor"})
@@ -116,7 +121,15 @@ class Policy:
         self._users = users
         self._actions: dict[str, frozenset[str]] = {}
         self._self_service: dict[str, str] = {}
-        self.set_rules(rules)
+        self._cluster: Cluster | None = None
+        self._changes = 0  # rule changes made here: a re-read begun before one must not undo it
+        self._use(rules)
+
+    def follow(self, cluster: Cluster) -> None:
+        """From now on, tell the other processes when the rules change here, and read them again
+        when they change them."""
+        self._cluster = cluster
+        cluster.on_change("rules", self._reload, self._apply)
 
     def declare(self, actions: Mapping[str, frozenset[str]], self_service: Mapping[str, str]) -> None:
         """Take the features' actions (once, at start-up)."""
@@ -125,6 +138,21 @@ class Policy:
 
     def set_rules(self, rules: tuple[PolicyRule, ...]) -> None:
         """Replace the rules in force (after a change to them committed)."""
+        self._use(rules)
+        self._changes += 1
+        if self._cluster is not None:
+            self._cluster.changed("rules", rules=[[r.kind, r.department, list(r.subjects)] for r in rules])
+
+    def _apply(self, message: Message) -> None:
+        self._use(tuple(PolicyRule(kind=k, department=d, subjects=tuple(s)) for k, d, s in message["rules"]))
+
+    async def _reload(self, ids: frozenset[int] | None) -> None:
+        changes = self._changes
+        rules = await self._db.read(store.rules)
+        if self._changes == changes:
+            self._use(rules)
+
+    def _use(self, rules: tuple[PolicyRule, ...]) -> None:
         self.rules = rules
         self._by_kind: dict[str, list[PolicyRule]] = {}
         for rule in rules:

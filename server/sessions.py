@@ -4,6 +4,12 @@
 on the control socket) and how to push an event to its connection without blocking. The
 registry publishes `session.started` / `session.ended` on the bus so features (presence) can
 follow logins without the network layer knowing about them.
+
+With several serve processes (`cluster.py`) the registry also knows, per other process, which
+users hold sessions there and on which devices: each process says so when a user's sessions
+change (`sessions`) and in every announcement, and forgets a process that fell silent. When a
+user's sessions elsewhere change it publishes `session.elsewhere` (the user id) in this process,
+for presence. Ending a user's sessions ends them in every process (`end_sessions`).
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from corridor.protocol.errors import CorridorError
+from corridor.protocol.errors import CorridorError, make_error
 from corridor.protocol.messages import Event, MessageEvent, NoticeEvent, ResyncEvent
 
 from .bus import Bus
+from .cluster import Cluster, Message
 
 ANONYMOUS = "anonymous"
 LOCAL_ADMIN = "local-admin"
@@ -97,19 +104,31 @@ class Session:
 
 
 class SessionRegistry:
-    """Authenticated sessions by user, for delivery and presence."""
+    """Authenticated sessions by user, for delivery and presence; and how many other processes
+    hold, by user and device."""
 
-    def __init__(self, bus: Bus):
+    def __init__(self, bus: Bus, cluster: Cluster | None = None):
         self._bus = bus
+        self.cluster = cluster or Cluster(bus)
         self._by_user: dict[int, dict[int, Session]] = defaultdict(dict)
         self._unsubscribe: dict[int, Callable[[], None]] = {}
-        self._breaks: dict[int, frozenset[str]] = {}  # user id → who may still reach them urgently
+        # User id → who may still reach them urgently: this process's users on a break (which
+        # holds their deliveries here), and others' (so a sender here is told it was held).
+        self._breaks: dict[int, frozenset[str]] = {}
+        self._elsewhere: dict[str, dict[int, tuple[int, ...]]] = {}  # node → user → devices of its sessions
+        self._nodes_of: dict[int, set[str]] = defaultdict(set)  # user → nodes holding sessions of theirs
+        self.cluster.on("sessions", self._heard_sessions)
+        self.cluster.on("alive", self._heard_alive)
+        self.cluster.on("end_sessions", self._heard_end)
+        self.cluster.on_gone(self._gone)
+        self.cluster.contributes(lambda: {"sessions": [[u, self._devices(u)] for u in self._by_user]})
 
     def add(self, session: Session) -> None:
         """Register a session whose actor just logged in; it starts receiving `user:<id>` events."""
         user_id = session.actor.user_id
         self._by_user[user_id][session.id] = session
         self._unsubscribe[session.id] = self._bus.subscribe(f"user:{user_id}", lambda d: self._deliver(user_id, session, d))
+        self.cluster.publish("sessions", user=user_id, devices=self._devices(user_id))
         self._bus.publish("session.started", session)
 
     def _deliver(self, user_id: int, session: Session, delivery: Delivery) -> None:
@@ -117,6 +136,10 @@ class SessionRegistry:
         if isinstance(event, (MessageEvent, NoticeEvent)) and self.holds(user_id, event.sender, delivery.urgent):
             return  # held: the sessions sync (and read their unread notices) when the break ends
         session.deliver(delivery)
+        if delivery.origin is None and isinstance(event, MessageEvent) and event.recipient:
+            # A 1:1 message stored by another process (which saw `message.stored`): presence
+            # lets this session follow the person it talks with.
+            self._bus.publish("message.arrived", (session, event))
 
     # -- breaks ---------------------------------------------------------------------------
 
@@ -125,9 +148,11 @@ class SessionRegistry:
         self._breaks[user_id] = urgent_from
 
     def end_break(self, user_id: int) -> None:
-        """Deliver again, and tell the user's sessions to fetch what was held."""
+        """Deliver again, and tell the user's sessions here to fetch what was held (each process
+        ends the break of its own sessions when it learns of the change)."""
         if self._breaks.pop(user_id, None) is not None:
-            self._bus.publish(f"user:{user_id}", Delivery(ResyncEvent()))
+            for session in self.of_user(user_id):
+                session.push(ResyncEvent())
 
     def holds(self, user_id: int, sender: str, urgent: bool) -> bool:
         """Whether a live message from `sender` to the user is held now."""
@@ -140,27 +165,93 @@ class SessionRegistry:
         if unsubscribe is None:
             return
         unsubscribe()
-        user_sessions = self._by_user.get(session.actor.user_id, {})
+        user_id = session.actor.user_id
+        user_sessions = self._by_user.get(user_id, {})
         user_sessions.pop(session.id, None)
         if not user_sessions:
-            self._by_user.pop(session.actor.user_id, None)
+            self._by_user.pop(user_id, None)
+        self.cluster.publish("sessions", user=user_id, devices=self._devices(user_id))
         self._bus.publish("session.ended", session)
 
     def end_sessions(self, error: CorridorError, user_id: int, device_id: int | None = None) -> int:
-        """End the live sessions of a user (or of one of their devices) at once; returns how many."""
+        """End the live sessions of a user (or of one of their devices) at once, in every
+        process; returns how many (those elsewhere as last heard)."""
+        self.cluster.publish("end_sessions", user=user_id, device=device_id, code=error.code, text=error.message)
+        elsewhere = sum(
+            sum(1 for d in self._elsewhere[node].get(user_id, ()) if device_id is None or d == device_id)
+            for node in self._nodes_of.get(user_id, ())
+        )
+        return self._end_here(error, user_id, device_id) + elsewhere
+
+    def _end_here(self, error: CorridorError, user_id: int, device_id: int | None) -> int:
         ended = [s for s in self.of_user(user_id) if device_id is None or s.actor.device_id == device_id]
         for session in ended:
             session.close(error)
         return len(ended)
 
     def of_user(self, user_id: int) -> list[Session]:
-        """The live sessions of one user."""
+        """The live sessions of one user in this process."""
         return list(self._by_user.get(user_id, {}).values())
+
+    def elsewhere(self, user_id: int) -> frozenset[str]:
+        """The other processes (node ids) where the user has sessions, as last heard."""
+        return frozenset(self._nodes_of.get(user_id, ()))
 
     @property
     def online_users(self) -> int:
+        """Users with a session in this process."""
         return len(self._by_user)
 
     @property
     def count(self) -> int:
+        """Sessions in this process."""
         return len(self._unsubscribe)
+
+    @property
+    def online_users_everywhere(self) -> int:
+        """Users with a session in any process."""
+        return len(self._by_user.keys() | self._nodes_of.keys())
+
+    @property
+    def count_everywhere(self) -> int:
+        """Sessions in every process (the others' as last heard)."""
+        return self.count + sum(len(devices) for users in self._elsewhere.values() for devices in users.values())
+
+    # -- the other processes ----------------------------------------------------------------
+
+    def _devices(self, user_id: int) -> list[int | None]:
+        return [s.actor.device_id for s in self._by_user.get(user_id, {}).values()]
+
+    def _heard_sessions(self, node: str, message: Message) -> None:
+        self._set_elsewhere(node, int(message["user"]), message["devices"])
+
+    def _heard_alive(self, node: str, message: Message) -> None:
+        held = {int(user): devices for user, devices in message.get("sessions", ())}
+        for user_id in set(self._elsewhere.get(node, {})) - held.keys():
+            self._set_elsewhere(node, user_id, ())
+        for user_id, devices in held.items():
+            self._set_elsewhere(node, user_id, devices)
+
+    def _heard_end(self, node: str, message: Message) -> None:
+        self._end_here(make_error(message["code"], message["text"]), int(message["user"]), message["device"])
+
+    def _gone(self, node: str) -> None:
+        for user_id in list(self._elsewhere.get(node, {})):
+            self._set_elsewhere(node, user_id, ())
+        self._elsewhere.pop(node, None)
+
+    def _set_elsewhere(self, node: str, user_id: int, devices) -> None:
+        held = self._elsewhere.setdefault(node, {})
+        devices = tuple(devices)
+        if held.get(user_id, ()) == devices:
+            return
+        nodes = self._nodes_of[user_id]
+        if devices:
+            held[user_id] = devices
+            nodes.add(node)
+        else:
+            held.pop(user_id, None)
+            nodes.discard(node)
+            if not nodes:
+                del self._nodes_of[user_id]
+        self._bus.publish("session.elsewhere", user_id)

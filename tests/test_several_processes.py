@@ -177,21 +177,19 @@ async def test_three_processes_behind_haproxy_survive_kill_9(tmp_path: Path, pg_
     kills: list[str] = []
     try:
         with trio.fail_after(180):
-            await servers["a"].start()
+            # All three at once on an empty database: their migrations take turns.
+            async with trio.open_nursery() as starting:
+                for server in servers.values():
+                    starting.start_soon(server.start)
             haproxy.start()
-            await trio.sleep(1.5)  # TEMP: haproxy marks b and c down
             for name in PEOPLE:
+                # Added through a; b and c know them at once (enrollment may reach any of them).
                 added = await admin_request(data, UserAdd(username=name, display_name=name.title()), instance="a")
                 assert f":{lb_port}" in added.invite  # invites name HAProxy, not the process that made them
                 profile = Profile(tmp_path / f"profile-{name}")
                 await enroll(profile, added.invite, PASSWORD, "cluster test device")
                 profiles.append(profile)
 
-            # TEMP until user caches follow the bus
-            async with trio.open_nursery() as starting:
-                for name in ("b", "c"):
-                    starting.start_soon(servers[name].start)
-            await trio.sleep(2.5)
             async with contextlib.AsyncExitStack() as stack:
                 clients = [await stack.enter_async_context(Client.open(p, backoff=(0.05, 0.5))) for p in profiles]
                 spread = {name: (await admin_request(data, ServerStatus(), instance=name)).connections for name in INSTANCES}

@@ -36,7 +36,9 @@ def _departing(msg: UserDeactivate) -> Targets:
 
 
 def feature(services: Services) -> Feature:
-    """Wire the accounts handlers to their requests and actions."""
+    """Wire the accounts handlers to their requests and actions; the user cache follows the
+    changes other serve processes make."""
+    services.users.follow(services.sessions.cluster, services.db)
     handlers = AccountHandlers(services)
     return Feature(
         name="accounts",

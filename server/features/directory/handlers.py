@@ -254,8 +254,7 @@ class DirectoryHandlers:
                 return planned, applied, [user_row(conn, user_id) for user_id in applied.changed_users]
 
             def committed(outcome) -> None:
-                for row in outcome[2]:
-                    self.services.users.put(row)
+                self.services.users.put(*outcome[2])
 
             planned, applied, _ = await self.services.db.write(txn, after_commit=committed)
         ended = 0

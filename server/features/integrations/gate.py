@@ -2,7 +2,8 @@
 source allowlist and its rate.
 
 Tokens are 256-bit random and stored hashed (like device tokens), so a lookup is one index hit;
-the rows found are cached until an admin rotates or revokes a token. The rate is a token bucket
+the rows found are cached until an admin rotates or revokes a token (through any serve process:
+the change is announced and every process drops its cache). The rate is a token bucket
 per integration holding ten seconds' worth of calls, so a burst (a morning batch of approval
 reminders) passes and a runaway script is held to its rate. When each integration was last used
 is written once a minute, not once a call.
@@ -39,9 +40,14 @@ class IntegrationGate:
         self._buckets: dict[int, _Bucket] = {}
         self._by_user: dict[int, store.IntegrationRow] = {}  # by bot account: for `charge`
         self._used: dict[int, float] = {}
+        services.sessions.cluster.on_change("integrations", self._forget_here)
 
     def forget(self) -> None:
-        """Drop cached tokens (after one was rotated or revoked)."""
+        """Drop cached tokens (after one was rotated or revoked), here and in the other processes."""
+        self._rows.clear()
+        self.services.sessions.cluster.changed("integrations")
+
+    async def _forget_here(self, ids: frozenset[int] | None) -> None:
         self._rows.clear()
 
     async def actor(self, token: str, peer: str) -> Actor:

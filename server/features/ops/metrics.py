@@ -3,6 +3,10 @@
 Off by default, and meant for a Prometheus (or node exporter's textfile collector) on the same
 host: it answers only that one path, one request per connection, and reads nothing a client
 sends beyond the request line and headers (bounded), so it needs no HTTP library.
+
+Sessions and people online are shown twice, labelled: `scope="cluster"` counts every serve
+process (what to alert on), `scope="process"` this one (with its `instance` name when it has
+one), so summing the per-process series of several processes is also right.
 """
 
 from __future__ import annotations
@@ -16,18 +20,23 @@ import trio
 from corridor.protocol.ops import ServerStatusResult
 
 from ...config import parse_listen
-from .status import Health
+from .status import Health, Here
 
 log = logging.getLogger("corridor.metrics")
 
 MAX_REQUEST_BYTES = 8192
 REQUEST_TIMEOUT = 5.0
 
+# Counted for every serve process and for this one: (name, help, field of both).
+_SCOPED = (
+    ("corridor_sessions", "Logged-in sessions.", "sessions"),
+    ("corridor_users_online", "Users with at least one session.", "users_online"),
+)
+
 # (name, type, help, field of ServerStatusResult or a function of it)
 _METRICS = (
-    ("corridor_connections", "gauge", "Open client connections.", "connections"),
-    ("corridor_sessions", "gauge", "Logged-in sessions.", "sessions"),
-    ("corridor_users_online", "gauge", "Users with at least one session.", "users_online"),
+    ("corridor_connections", "gauge", "Open client connections to this process.", "connections"),
+    ("corridor_processes", "gauge", "Serve processes sharing the bus, this one included.", None),
     ("corridor_messages_today", "gauge", "Messages archived since local midnight.", "messages_today"),
     ("corridor_archive_entries", "gauge", "Entries in the archive's hash chain.", "archive_entries"),
     ("corridor_database_bytes", "gauge", "Size of the database and its WAL.", "database_bytes"),
@@ -38,9 +47,10 @@ _METRICS = (
 )
 
 
-def render(status: ServerStatusResult, now: float) -> str:
-    """The Prometheus text exposition of a status."""
+def render(status: ServerStatusResult, here: Here, now: float) -> str:
+    """The Prometheus text exposition of a status and this process's own counts."""
     derived = {
+        "corridor_processes": here.processes,
         "corridor_certificate_expiry_seconds": status.certificate_expires - now,
         "corridor_uptime_seconds": now - status.started,
     }
@@ -49,6 +59,14 @@ def render(status: ServerStatusResult, now: float) -> str:
         "# TYPE corridor_info gauge",
         f'corridor_info{{version="{status.version}"}} 1',
     ]
+    process = f'scope="process",instance="{here.instance}"' if here.instance else 'scope="process"'
+    for name, text, field in _SCOPED:
+        lines += [
+            f"# HELP {name} {text}",
+            f"# TYPE {name} gauge",
+            f'{name}{{scope="cluster"}} {getattr(status, field)}',
+            f"{name}{{{process}}} {getattr(here, field)}",
+        ]
     for name, kind, text, field in _METRICS:
         value = derived[name] if field is None else getattr(status, field)
         lines += [
@@ -72,7 +90,7 @@ async def _answer(stream: trio.SocketStream, health: Health) -> None:
         await stream.send_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         return
     try:
-        body = render(await health.gather(), time.time()).encode()
+        body = render(await health.gather(), health.here(), time.time()).encode()
     except (sqlite3.Error, OSError, ValueError):
         log.exception("could not gather metrics")
         await stream.send_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")

@@ -1,10 +1,15 @@
 """What a running server reports about itself, gathered in one place for `server_status` and
-the metrics endpoint."""
+the metrics endpoint.
+
+With several serve processes, `sessions` and `users_online` count all of them (the others' as
+they last announced, `cluster.py`), and `connections` this process's; `Health.here` has this
+process's own counts, which the metrics endpoint shows beside the totals."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+from dataclasses import dataclass
 
 from cryptography import x509
 
@@ -20,6 +25,16 @@ def _midnight(now: float) -> float:
     """The start of the server's local day."""
     local = dt.datetime.fromtimestamp(now).astimezone()
     return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+@dataclass(frozen=True)
+class Here:
+    """This process's own counts, and how many serve processes there are (itself included)."""
+
+    instance: str
+    sessions: int
+    users_online: int
+    processes: int
 
 
 class Health:
@@ -58,8 +73,8 @@ class Health:
             organisation=services.config.organisation.name,
             started=services.started,
             connections=services.connections(),
-            sessions=services.sessions.count,
-            users_online=services.sessions.online_users,
+            sessions=services.sessions.count_everywhere,
+            users_online=services.sessions.online_users_everywhere,
             messages_today=today,
             archive_entries=entries,
             database_bytes=size,
@@ -68,6 +83,11 @@ class Health:
             writes=db.writes,
             warnings=tuple(warnings),
         )
+
+    def here(self) -> Here:
+        """This process's counts (the status has every process's)."""
+        sessions = self.services.sessions
+        return Here(self.services.config.instance, sessions.count, sessions.online_users, 1 + len(sessions.cluster.peers))
 
     async def server_status(self, session: Session, msg: ServerStatus) -> ServerStatusResult:
         """The `server_status` request."""

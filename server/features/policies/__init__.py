@@ -12,7 +12,9 @@ __all__ = ["MIGRATIONS", "feature"]
 
 
 def feature(services: Services) -> Feature:
-    """Wire the policy handlers to their requests and actions."""
+    """Wire the policy handlers to their requests and actions; the rules in force follow the
+    changes other serve processes make."""
+    services.policy.follow(services.sessions.cluster)
     handlers = PolicyHandlers(services)
     return Feature(
         name="policies",

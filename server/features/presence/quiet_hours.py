@@ -68,12 +68,14 @@ def clock_time(minutes: int) -> str:
 
 @dataclass(frozen=True)
 class Window:
-    """Where a schedule stands at one moment: `active` inside a window until `until`; `boundary`
-    is the next moment this changes (the window's end, or the next one's start)."""
+    """Where a schedule stands at one moment: `active` inside a window since `since` until
+    `until`; `boundary` is the next moment this changes (the window's end, or the next one's
+    start)."""
 
     active: bool
     until: float
     boundary: float
+    since: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class Schedule:
         """Whether `now` is inside a window, until when, and when that next changes."""
         for begin, finish in self._spans(now):
             if begin <= now < finish:
-                return Window(True, finish, finish)
+                return Window(True, finish, finish, begin)
             if begin > now:
                 return Window(False, 0.0, begin)
         # Every schedule has a day, so a window starts within the week looked at.

@@ -1,4 +1,5 @@
-"""Connection-level requests: `hello` (version negotiation) and `ping` (keep-alive)."""
+"""Connection-level requests: `hello` (version negotiation) and `ping` (keep-alive); and, on
+the NATS bus, this process's part in the cluster of serve processes (`cluster.py`)."""
 
 from corridor.protocol.messages import Empty, Hello, HelloResult, Ping
 from corridor.protocol.versions import SUPPORTED_VERSIONS, negotiate
@@ -21,8 +22,13 @@ def feature(services: Services) -> Feature:
     async def ping(session: Session, msg: Ping) -> Empty:
         return Empty()
 
+    async def take_part() -> None:
+        await services.sessions.cluster.run(services.config.instance)
+
     return Feature(
         name="session",
         actions={"session.hello": frozenset({ANONYMOUS}), "session.ping": MEMBERS | {LOCAL_ADMIN}},
         routes=(Route(Hello, hello, "session.hello"), Route(Ping, ping, "session.ping")),
+        # On the local bus there is nobody to tell: what the cluster publishes stays here.
+        tasks=(take_part,) if services.config.bus.backend == "nats" else (),
     )
