@@ -285,6 +285,13 @@ class NatsBus(Bus):
         try:
             loop.run_until_complete(self._main(token))
         finally:
+            # nats-py may leave tasks behind (a reconnect in progress while NATS is down):
+            # finished here, they do not outlive the loop and fail when collected.
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     async def _main(self, token: trio.lowlevel.TrioToken) -> None:

@@ -386,3 +386,14 @@ async def test_the_people_of_a_killed_process_go_offline_elsewhere_within_the_bo
     # Forgotten once silent for SILENCE periods, noticed at the next round: within SILENCE + 1
     # periods of its last word (0.3 s more for a loaded test machine), and not before.
     assert (cluster.SILENCE - 1) * QUICK_PERIOD < waited < (cluster.SILENCE + 1) * QUICK_PERIOD + 0.3
+
+
+async def test_a_device_enrolled_through_one_process_logs_in_on_another_that_has_not_heard(
+    data: Path, tmp_path: Path, nats_server: NatsServer
+):
+    with trio.fail_after(30):
+        async with processes(data, tmp_path, "a", "b") as started:
+            nats_server.stop()  # b hears nothing from a any more
+            alice = await started.person("alice", via="a")
+            async with started.client(alice, "b", receive=False) as client:
+                assert client.login.user == "alice"

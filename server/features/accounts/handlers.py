@@ -72,6 +72,11 @@ class AccountHandlers:
         if msg.device_token is not None:
             found = await self.services.db.read(lambda c: store.device_for_token(c, digest(msg.device_token)))
             user = users.by_id(found[1]) if found else None
+            if found and user is None:
+                # Enrolled a moment ago through another serve process, whose news of the new
+                # user has not arrived here yet: the database has it.
+                user = await self.services.db.read(lambda c: store.user_row(c, found[1]))
+                users.put(user)
             if user is None or user.username != username:
                 raise make_error("LOGIN_FAILED")
             return self._start_session(session, user, found[0], None)
