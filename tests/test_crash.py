@@ -225,6 +225,31 @@ async def wait_for_delivery(people: list[Person], top: dict[int, int], members: 
     await trio.sleep(0.5)
 
 
+def assert_received_once_in_order(
+    people: list[Person], top: dict[int, int], members: dict[int, set[str]], acked: dict[str, SendResult], summary: str
+) -> None:
+    """Every person holds each message of their conversations once, in gap-free seq order:
+    every acknowledged one, and none that was never acknowledged."""
+    for person in people:
+        for conversation, last in top.items():
+            if person.name not in members[conversation]:
+                continue
+            got = [m for m in person.received if m.conversation == conversation]
+            assert [m.seq for m in got] == list(range(1, last + 1)), (
+                f"{summary}; {person.name} received conversation {conversation} with gaps or repeats "
+                f"(missing {sorted(set(range(1, last + 1)) - {m.seq for m in got})[:20]}, "
+                f"repeated {[s for s, n in Counter(m.seq for m in got).items() if n > 1][:20]})"
+            )
+            sent_here = {m for m, a in acked.items() if a.conversation == conversation}
+            by_id = Counter(m.msg_id for m in got if m.kind == "text")
+            lost, twice = sorted(sent_here - set(by_id)), sorted(m for m, n in by_id.items() if n > 1)
+            unsent = sorted(set(by_id) - sent_here)
+            assert (lost, twice, unsent) == ([], [], []), (
+                f"{summary}; {person.name} in conversation {conversation}: {len(lost)} acked lost {lost[:20]}, "
+                f"{len(twice)} duplicated {twice[:20]}, {len(unsent)} never acked {unsent[:20]}"
+            )
+
+
 def read_archive(db_path: Path) -> tuple[list, int | None, list[tuple]]:
     """Archive entries, the first broken link, and the messages table, from the stopped server's file."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -314,32 +339,15 @@ async def test_kill_9_under_load_loses_and_duplicates_nothing(tmp_path: Path):
                 assert len(seqs) == len(set(seqs)), f"{summary}; conversation {conversation} acked a seq twice"
 
             # Every receiver: each message of its conversations once, gap-free, as it was sent.
-            for person in people:
-                for conversation, last in top.items():
-                    if person.name not in members[conversation]:
-                        continue
-                    got = [m for m in person.received if m.conversation == conversation]
-                    assert [m.seq for m in got] == list(range(1, last + 1)), (
-                        f"{summary}; {person.name} received conversation {conversation} with gaps or repeats "
-                        f"(missing {sorted(set(range(1, last + 1)) - {m.seq for m in got})[:20]}, "
-                        f"repeated {[s for s, n in Counter(m.seq for m in got).items() if n > 1][:20]})"
-                    )
-                    sent_here = {m for m, a in acked.items() if a.conversation == conversation}
-                    user_messages = [m for m in got if m.kind == "text"]
-                    by_id = Counter(m.msg_id for m in user_messages)
-                    lost = sorted(sent_here - set(by_id))
-                    twice = sorted(m for m, n in by_id.items() if n > 1)
-                    unsent = sorted(set(by_id) - sent_here)
-                    assert (lost, twice, unsent) == ([], [], []), (
-                        f"{summary}; {person.name} in conversation {conversation}: {len(lost)} acked lost {lost[:20]}, "
-                        f"{len(twice)} duplicated {twice[:20]}, {len(unsent)} never acked {unsent[:20]}"
-                    )
-                    wrong = [
-                        m.msg_id
-                        for m in user_messages
-                        if (m.seq, m.text, m.sender) != (acked[m.msg_id].seq, texts[m.msg_id], m.msg_id.partition("-")[0])
-                    ]
-                    assert wrong == [], f"{summary}; {person.name} received messages that differ from the acks: {wrong[:20]}"
+            assert_received_once_in_order(people, top, members, acked, summary)
+            wrong = [
+                (p.name, m.msg_id)
+                for p in people
+                for m in p.received
+                if m.kind == "text"
+                and (m.seq, m.text, m.sender) != (acked[m.msg_id].seq, texts[m.msg_id], m.msg_id.partition("-")[0])
+            ]
+            assert wrong == [], f"{summary}; received messages that differ from the acks: {wrong[:20]}"
 
             returncode = await server.terminate()
             assert returncode == 0, f"{summary}; SIGTERM stop exited {returncode}\n{server.log_tail()}"

@@ -41,7 +41,7 @@ from .cli_helpers import free_port, run
 from .helpers import PASSWORD, admin_request
 from .nats import NatsServer, nats_server_fixture  # noqa: F401
 from .pg import pg_dsn_fixture, postgres_cluster_fixture  # noqa: F401
-from .test_crash import Person, ServerProcess, top_seqs, wait_for_delivery, wait_for_progress
+from .test_crash import Person, ServerProcess, assert_received_once_in_order, top_seqs, wait_for_delivery, wait_for_progress
 
 REPO = Path(__file__).resolve().parent.parent
 INSTANCES = ("a", "b", "c")
@@ -240,24 +240,7 @@ async def test_three_processes_behind_haproxy_survive_kill_9(tmp_path: Path, pg_
             print(summary)
             assert all(box == [] for box in outboxes.values()), f"{summary}; outboxes not empty: {outboxes}"
             assert sum(connects.values()) > len(people), f"{summary}; nobody had to reconnect"
-            for person in people:
-                for conversation, last in top.items():
-                    if person.name not in members[conversation]:
-                        continue
-                    got = [m for m in person.received if m.conversation == conversation]
-                    assert [m.seq for m in got] == list(range(1, last + 1)), (
-                        f"{summary}; {person.name} received conversation {conversation} with gaps or repeats "
-                        f"(missing {sorted(set(range(1, last + 1)) - {m.seq for m in got})[:20]}, "
-                        f"repeated {[s for s, n in Counter(m.seq for m in got).items() if n > 1][:20]})"
-                    )
-                    sent_here = {m for m, a in acked.items() if a.conversation == conversation}
-                    by_id = Counter(m.msg_id for m in got if m.kind == "text")
-                    lost, twice = sorted(sent_here - set(by_id)), sorted(m for m, n in by_id.items() if n > 1)
-                    unsent = sorted(set(by_id) - sent_here)
-                    assert (lost, twice, unsent) == ([], [], []), (
-                        f"{summary}; {person.name} in conversation {conversation}: lost {lost[:20]}, "
-                        f"duplicated {twice[:20]}, never acked {unsent[:20]}"
-                    )
+            assert_received_once_in_order(people, top, members, acked, summary)
 
             for name, server in servers.items():
                 if name != kills[-1]:
