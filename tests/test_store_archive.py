@@ -155,6 +155,38 @@ async def test_search_finds_chinese_words_and_phrases_newest_first(db):
         assert await found(db, participant=2, limit=2) == [6, 4]
 
 
+async def test_writes_appending_in_one_batch_chain_in_turn_even_when_one_fails(db):
+    """Many appends share each group commit (PostgreSQL reads the head once a batch); a write
+    that fails after appending takes its entry with it, and the chain stays whole."""
+
+    def append(i):
+        def txn(c):
+            seq = store.append_txn(c, ts=NOW + i, actor="user1", kind="message", conversation=7, payload={"text": f"e{i}"})
+            if i % 5 == 4:
+                raise ValueError("changed my mind")
+            return seq
+
+        return txn
+
+    outcomes = {}
+
+    async def write(i):
+        try:
+            outcomes[i] = await db.write(append(i))
+        except ValueError:
+            outcomes[i] = None
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for i in range(40):
+                nursery.start_soon(write, i)
+        got = await db.read(store.entries)
+    assert sorted(seq for seq in outcomes.values() if seq is not None) == list(range(1, 33))
+    assert {e.seq: e.payload["text"] for e in got} == {seq: f"e{i}" for i, seq in outcomes.items() if seq is not None}
+    assert (await db.read(verify_chain)).verified == 32
+    assert db.commits < 40
+
+
 async def test_two_processes_append_to_one_chain(pg_dsn):
     """Two PostgresDatabase instances (as two server processes) on one database append 300
     entries at once: one chain, seqs 1..300, each linking to the one before, and it verifies."""
@@ -188,6 +220,7 @@ async def test_two_processes_append_to_one_chain(pg_dsn):
         assert sorted(e.payload["text"] for e in got) == sorted(f"entry {t}.{i}" for t in range(10) for i in range(30))
         assert dbs[1].write_now(verify_chain).verified == 300
         assert dbs[0].write_now(lambda c: c.execute("SELECT count(*) FROM archive_text").fetchone()[0]) == 300
+        assert [db.replays for db in dbs] == [0, 0]  # no conflict hidden behind a second attempt
     finally:
         for db in dbs:
             db.close()

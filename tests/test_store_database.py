@@ -1,12 +1,13 @@
 """The Database contract, written once and run on SQLite and on a real PostgreSQL server:
-group commit, a failing write fails only its caller, after-commit order, reads, shutdown and
-the migrations ledger."""
+group commit, a failing write fails only its caller (on PostgreSQL by running its batch again),
+after-commit order, reads, shutdown and the migrations ledger."""
 
 import sqlite3
 
 import psycopg
 import pytest
 import trio
+import trio.testing
 
 from corridor.protocol.errors import ServerUnavailable
 from corridor.server.storage.migrations import Migration, SchemaError, apply_migrations
@@ -57,6 +58,82 @@ async def test_one_failing_write_fails_only_its_caller(db):
         assert sorted(map(str, results.values())) == ["1", "2", "3", "failed"]
         assert await values(db) == [1, 2, 3]
         assert db.commits == 1  # the failure rolled back its savepoint, not the batch
+
+
+async def in_one_batch(db, nursery, writes) -> list:
+    """Run `writes` in one group commit, in this order (queued before the committer starts);
+    each one's result, or its exception."""
+    outcomes: list = [None] * len(writes)
+
+    async def one(i, fn):
+        try:
+            outcomes[i] = await db.write(fn)
+        except Exception as exc:
+            outcomes[i] = exc
+
+    async with trio.open_nursery() as writers:
+        for i, fn in enumerate(writes):
+            writers.start_soon(one, i, fn)
+            await trio.testing.wait_all_tasks_blocked()  # queued before the next one starts
+        await nursery.start(db.run_committer)
+    return outcomes
+
+
+def bump(c) -> int:
+    """A write that adds one to the counter (row 0) and returns it."""
+    return c.execute("UPDATE t SET v = v + 1 WHERE id = 0 RETURNING v").fetchone()[0]
+
+
+async def test_a_failed_write_leaves_each_other_write_of_its_batch_done_once(closed_later, nursery):
+    """PostgreSQL runs a batch without savepoints and, when a write fails, runs it all again
+    with one a write: what the first attempt did must not stay, nor count twice."""
+    db = closed_later
+    apply_migrations(db, [TABLE])
+    db.write_now(lambda c: c.execute("INSERT INTO t (id, v) VALUES (0, 100)"))
+    clash = lambda c: c.execute("INSERT INTO t (id, v) VALUES (0, 0)")  # noqa: E731 (row 0 exists)
+    with trio.fail_after(10):
+        first, failed, second = await in_one_batch(db, nursery, [bump, clash, bump])
+        assert (first, second) == (101, 102) and isinstance(failed, sqlite3.IntegrityError)
+        assert await values(db) == [102]
+    assert db.commits == 1
+
+
+async def test_a_write_learns_how_many_rows_it_changed_in_the_middle_of_a_batch(closed_later, nursery):
+    """PostgreSQL sends a batch's statements without waiting for each answer (pipeline mode):
+    `rowcount`, which stores decide on, must still be the statement's own."""
+    db = closed_later
+    apply_migrations(db, [TABLE])
+
+    def delete(value):
+        return lambda c: c.execute("DELETE FROM t WHERE v = ?", (value,)).rowcount
+
+    with trio.fail_after(10):
+        assert await in_one_batch(db, nursery, [insert(1), delete(1), delete(1), insert(2)]) == [1, 1, 0, 2]
+        assert await values(db) == [2]
+
+
+async def test_a_write_that_hides_a_failed_statement_cannot_undo_its_batch(closed_later, nursery):
+    """A store must not catch a failed statement and carry on (docs/architecture.md): on
+    PostgreSQL the transaction is then aborted. Even last in its batch, where nothing after it
+    would notice, that must fail the write alone, not roll back the batch behind every
+    caller's back. On SQLite only the statement failed, and the write may go on."""
+    db = closed_later
+    apply_migrations(db, [TABLE])
+
+    def hide(c):
+        try:
+            insert(1)(c)
+        except sqlite3.IntegrityError:
+            return "hidden"
+
+    with trio.fail_after(10):
+        done, hidden = await in_one_batch(db, nursery, [insert(1), hide])
+        assert done == 1
+        if db.dialect == "postgresql":
+            assert isinstance(hidden, psycopg.errors.InFailedSqlTransaction)
+        else:
+            assert hidden == "hidden"
+        assert await values(db) == [1]
 
 
 async def test_an_exception_in_a_write_reaches_its_caller_and_undoes_it(db):

@@ -21,6 +21,7 @@ from corridor.server.storage.migrations import apply_migrations
 from corridor.server.storage.postgres import PostgresDatabase
 
 from .pg import any_db_fixture, closed_later_fixture, pg_dsn_fixture, postgres_cluster_fixture, two_processes  # noqa: F401
+from .test_store_database import in_one_batch
 
 NOW = 1_700_000_000.25  # a fraction PostgreSQL's single-precision REAL would lose
 SCHEMA = [*ACCOUNTS_MIGRATIONS, *ARCHIVE_MIGRATIONS, *MIGRATIONS]  # in the app's order
@@ -93,6 +94,26 @@ async def test_direct_sends_are_numbered_and_a_retry_returns_the_original(db):
         assert await db.read(lambda c: store.conversations_of(c, [ann, bob, 999])) == {conversation}
         assert await db.read(lambda c: store.conversations_of(c, [])) == set()
         assert await archived_messages(db) == 3  # the retry archived nothing
+
+
+async def test_a_retry_in_the_same_group_commit_as_its_original_gets_the_original(closed_later, nursery):
+    """The retry check and the next seq are asked together (on PostgreSQL in one pipeline, with
+    the original's INSERT not yet answered): the retry must still find the original, take no
+    seq, and leave the next message gap-free, in a conversation its original just created."""
+    db = closed_later
+    apply_migrations(db, SCHEMA)
+    ann = db.write_now(lambda c: accounts.create_user_txn(c, "ann", "Ann", "user", NOW)).id
+    bob = db.write_now(lambda c: accounts.create_user_txn(c, "bob", "Bob", "user", NOW)).id
+    with trio.fail_after(20):
+        first, retry, second = await in_one_batch(
+            db, nursery, [send(ann, bob, "m1", "hello"), send(ann, bob, "m1", "hello again"), send(bob, ann, "m2", "hi")]
+        )
+        assert (first.seq, first.duplicate) == (1, False)
+        assert (retry.seq, retry.text, retry.duplicate) == (1, "hello", True)
+        assert (second.seq, second.conversation) == (2, first.conversation)
+        assert await db.read(lambda c: read_store.conversation_of(c, first.conversation, ann)) == ("direct", 2, 0)
+        assert await archived_messages(db) == 2
+    assert db.commits == 1
 
 
 async def test_sync_and_history_read_after_a_seq(db):
@@ -319,6 +340,9 @@ async def test_two_processes_sending_into_one_conversation_keep_it_gap_free_and_
         by_seq = [stored_by[seq] for seq in sorted(stored_by)]
         turns = sum(a is not b for a, b in itertools.pairwise(by_seq))
         assert turns >= 4, turns  # the processes' transactions really took turns in the conversation
+        # No write ever met another process's: none failed, so no batch had to run again (a
+        # batch that did would hide a conflict behind its second attempt).
+        assert first.replays == second.replays == 0
 
 
 async def test_two_processes_sending_into_different_conversations_never_deadlock(servers):
@@ -351,3 +375,4 @@ async def test_two_processes_sending_into_different_conversations_never_deadlock
         seqs = [seq for c, seq in rows if c == conversation]
         assert seqs == list(range(1, len(seqs) + 1))
     assert len(rows) == 400 and await archived_messages(first) == 400
+    assert first.replays == second.replays == 0  # no conflict hidden behind a second attempt

@@ -14,10 +14,6 @@ from corridor.protocol.archive_format import GENESIS, entry_hash, payload_digest
 from ...storage.sql import dialect, each, listed
 from .text import index_text, token_line
 
-# The PostgreSQL advisory lock that serialises appends to the chain across server processes
-# (any constant no other lock in the database uses: "corrarch" in ASCII).
-CHAIN_LOCK = 0x636F_7272_6172_6368
-
 
 @dataclass(frozen=True)
 class ArchiveEntry:
@@ -33,19 +29,23 @@ class ArchiveEntry:
 
 def append_txn(conn: sqlite3.Connection, *, ts: float, actor: str, kind: str, conversation: int | None, payload: dict) -> int:
     """Append one entry to the chain inside the caller's transaction; returns its seq. The search
-    index follows a moment later (`index_pending_txn`)."""
-    if dialect(conn) == "postgresql":
-        # Reading the head and inserting the next entry must not interleave with another
-        # process doing the same, or two entries would claim one seq or link to one prev_hash.
-        # SQLite's BEGIN IMMEDIATE already makes this the only writer. On PostgreSQL a
-        # transaction-level advisory lock, taken before the read: at READ COMMITTED the read
-        # after the wait sees the entry the lock's previous holder committed. `FOR UPDATE` on
-        # the head row would not do: after waiting it returns that same row again, not the
-        # one inserted after it. The lock is held until our COMMIT, so entries commit in seq
-        # order and readers never see a gap.
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (CHAIN_LOCK,))
-    row = conn.execute("SELECT seq, hash FROM archive ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+    index follows a moment later (`index_pending_txn`).
+
+    Reading the head and inserting the next entry must not interleave with another writer doing
+    the same, or two entries would claim one seq or link to one prev_hash. No lock of its own is
+    needed for that: every writing transaction is the only one until it ends. SQLite's BEGIN
+    IMMEDIATE makes it the only writer; on PostgreSQL it took the writer lock
+    (`storage.postgres.WRITER_LOCK`) before its first statement, so this read, a later
+    statement at READ COMMITTED, sees every entry the lock's previous holders committed, and
+    no one else appends until our COMMIT: entries commit in seq order and readers never see a
+    gap. For the same reason a PostgreSQL batch remembers the head it appended (`memo`, only
+    where no single write can be undone alone) and reads it once, not once an entry: each
+    statement there is a round trip under the writer lock."""
+    memo = getattr(conn, "memo", None)
+    head = memo.get("archive_head") if memo is not None else None
+    if head is None:
+        head = conn.execute("SELECT seq, hash FROM archive ORDER BY seq DESC LIMIT 1").fetchone() or (0, GENESIS)
+    seq, prev = head[0] + 1, head[1]
     body = msgpack.packb(payload, use_bin_type=True)
     body_hash = payload_digest(body)
     digest = entry_hash(seq, ts, actor, kind, conversation, body_hash, prev)
@@ -54,6 +54,8 @@ def append_txn(conn: sqlite3.Connection, *, ts: float, actor: str, kind: str, co
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (seq, ts, actor, kind, conversation, body, body_hash, prev, digest),
     )
+    if memo is not None:
+        memo["archive_head"] = (seq, digest)
     return seq
 
 
@@ -61,17 +63,17 @@ def index_pending_txn(conn: sqlite3.Connection, limit: int) -> int:
     """Index up to `limit` entries appended since the index last caught up; returns how many.
     Indexing in batches rather than in each send's transaction writes one full-text segment per
     batch instead of one per group commit (a quarter of a send's cost at 200 clients)."""
-    # On PostgreSQL two processes' indexers could index the same entries (and fail on their
-    # keys): the row lock makes the second wait, and READ COMMITTED's FOR UPDATE then reads
-    # the first one's updated row. SQLite's writer is alone anyway (and has no FOR UPDATE).
-    lock = " FOR UPDATE" if dialect(conn) == "postgresql" else ""
-    (through,) = conn.execute(f"SELECT indexed_through FROM archive_index_state{lock}").fetchone()
+    # Two processes' indexers never index the same entries: each runs in a writing transaction,
+    # which is the only one until it commits (see `append_txn`), and reads where the last one
+    # stopped.
+    (through,) = conn.execute("SELECT indexed_through FROM archive_index_state").fetchone()
     rows = conn.execute(
         "SELECT seq, actor, kind, payload FROM archive WHERE seq > ? ORDER BY seq LIMIT ?", (through, limit)
     ).fetchall()
-    for seq, actor, kind, payload in rows:
-        if payload is not None:  # erased by retention before it was indexed: nothing to find
-            index_txn(conn, seq, actor, kind, msgpack.unpackb(payload, raw=False))
+    unpacked = [
+        (seq, actor, kind, msgpack.unpackb(payload, raw=False)) for seq, actor, kind, payload in rows if payload is not None
+    ]
+    index_entries_txn(conn, unpacked)  # an entry erased by retention before it was indexed has nothing to find
     if rows:
         conn.execute("UPDATE archive_index_state SET indexed_through = ?", (rows[-1][0],))
     return len(rows)
@@ -84,20 +86,35 @@ def index_behind(conn: sqlite3.Connection) -> bool:
 
 
 def index_txn(conn: sqlite3.Connection, seq: int, actor: str, kind: str, payload: dict) -> None:
-    """Make an entry findable: its text, and the people it is about (a message's sender and
-    direct recipient; a notice's or an upload's author)."""
-    text = index_text(kind, payload)
-    if text and dialect(conn) == "sqlite":
-        conn.execute("INSERT INTO archive_text (rowid, body) VALUES (?, ?)", (seq, text))
-    elif text:
-        conn.execute("INSERT INTO archive_text (seq, body) VALUES (?, ?)", (seq, token_line(text)))
-    if kind == "message":
-        people = {p for p in (payload.get("sender"), payload.get("recipient")) if p is not None}
-    elif kind in ("notice", "file"):
-        people = {row[0] for row in conn.execute("SELECT id FROM users WHERE username = ?", (actor,))}
-    else:
-        people = set()
-    conn.executemany("INSERT INTO archive_people (user_id, seq) VALUES (?, ?)", [(p, seq) for p in people])
+    """Make one entry findable (see `index_entries_txn`)."""
+    index_entries_txn(conn, [(seq, actor, kind, payload)])
+
+
+def index_entries_txn(conn: sqlite3.Connection, entries: list[tuple[int, str, str, dict]]) -> None:
+    """Make entries (seq, actor, kind, payload) findable: their text, and the people each is
+    about (a message's sender and direct recipient; a notice's or an upload's author). A few
+    statements for the whole list, whatever its length: on PostgreSQL each statement is a round
+    trip made under the writer lock."""
+    texts, people = [], []
+    authors = {actor for _, actor, kind, _ in entries if kind in ("notice", "file")}
+    query = f"SELECT username, id FROM users WHERE username IN ({each(conn, 'text')})"
+    user_ids = dict(conn.execute(query, (listed(conn, authors),)).fetchall()) if authors else {}
+    for seq, actor, kind, payload in entries:
+        text = index_text(kind, payload)
+        if text:
+            texts.append((seq, text if dialect(conn) == "sqlite" else token_line(text)))
+        if kind == "message":
+            about = {p for p in (payload.get("sender"), payload.get("recipient")) if p is not None}
+        elif kind in ("notice", "file") and actor in user_ids:
+            about = {user_ids[actor]}
+        else:
+            about = set()
+        people.extend((person, seq) for person in about)
+    key = "rowid" if dialect(conn) == "sqlite" else "seq"  # FTS5 keys its rows by rowid
+    if texts:
+        conn.executemany(f"INSERT INTO archive_text ({key}, body) VALUES (?, ?)", texts)
+    if people:
+        conn.executemany("INSERT INTO archive_people (user_id, seq) VALUES (?, ?)", people)
 
 
 def admin_action_txn(conn: sqlite3.Connection, *, actor: str, now: float, action: str, **details) -> int:

@@ -6,10 +6,12 @@ the message row and its archive entry. Because it all commits together, an ackno
 message always has its seq and its archive entry, and a retry finds the original.
 
 The SQL runs on SQLite and on PostgreSQL alike (docs/architecture.md, "Storage backends"). On
-PostgreSQL several server processes may send into one conversation at once: a send holds the
-conversation's sequence (`hold_sequence`) before it looks for a retry and takes the next seq,
-so sequences stay gap-free and a (device, msg_id) is stored once, as SQLite's single writer
-gives for free.
+PostgreSQL several server processes may send into one conversation at once, yet a send needs
+no lock of its own to keep sequences gap-free and store a (device, msg_id) once: every writing
+transaction is the only one until it ends. SQLite's BEGIN IMMEDIATE makes it the only writer;
+on PostgreSQL it first took the writer lock (`storage.postgres.WRITER_LOCK`), and at READ
+COMMITTED each later statement sees what the lock's previous holders committed, so the
+retry check finds a message another process stored a moment ago.
 """
 
 from __future__ import annotations
@@ -62,19 +64,20 @@ def direct_conversation(conn: sqlite3.Connection, a: int, b: int) -> int | None:
     return row[0] if row else None
 
 
+_SENT_BEFORE = f"SELECT {_COLUMNS} FROM messages WHERE device_id = ? AND msg_id = ?"
+
+
 def find_duplicate(conn: sqlite3.Connection, device_id: int, msg_id: str) -> StoredMessage | None:
     """The message this device already sent with this id, if any (a retry)."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE device_id = ? AND msg_id = ?", (device_id, msg_id)).fetchone()
+    row = conn.execute(_SENT_BEFORE, (device_id, msg_id)).fetchone()
     return _stored(row, duplicate=True) if row else None
 
 
 def hold_sequence(conn: sqlite3.Connection, conversation: int) -> None:
-    """Hold the conversation's sequence until the transaction ends. On PostgreSQL another
-    process's send into the conversation waits here until ours commits, and ours for theirs: a
-    send that looks for its retry after this sees one committed meanwhile (READ COMMITTED: each
-    statement sees what was committed before it), rather than failing on the idempotency index,
-    which would abort its savepoint; and a new member's join point cannot move under them.
-    SQLite's writer holds the whole database already."""
+    """Hold the conversation's sequence until the transaction ends (on PostgreSQL a row lock).
+    While every writing transaction holds the writer lock first (module docstring) this adds
+    nothing: no other writer can send into the conversation or move a join point until our
+    COMMIT. 1:1 sends no longer call it; group sends and `group_store.add_members_txn` still do."""
     if dialect(conn) == "postgresql":
         conn.execute("SELECT 1 FROM conversations WHERE id = ? FOR UPDATE", (conversation,))
 
@@ -96,42 +99,59 @@ def append_message_txn(
     file: FileRef | None = None,
 ) -> StoredMessage:
     """Give the message the conversation's next seq, store it and archive it, in the caller's
-    transaction (the UPDATE holds the sequence, as `hold_sequence` does, until it commits: no
-    other writer takes the same seq, and a failed send's seq goes back with its savepoint). A
-    `file` message's archive entry names the file's content hash, so the archive
-    references every file sent."""
+    transaction (no other writer runs until it commits, so no other takes the same seq, and a
+    failed send's seq goes back with its savepoint or its transaction). A `file` message's
+    archive entry names the file's content hash, so the archive references every file sent."""
     (seq,) = conn.execute(
         "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq", (conversation,)
     ).fetchone()
+    return _store_txn(
+        conn,
+        StoredMessage(conversation, seq, sender_id, recipient_id, msg_id, text, now, kind, mentions, ref, file=file),
+        sender_name,
+        device_id,
+    )
+
+
+def _store_txn(conn: sqlite3.Connection, message: StoredMessage, sender_name: str, device_id: int) -> StoredMessage:
+    """Store a message that has its seq, and archive it."""
+    file = message.file
     conn.execute(
         f"INSERT INTO messages ({_WRITTEN}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            conversation,
-            seq,
-            sender_id,
-            recipient_id,
-            msg_id,
-            text,
-            now,
-            kind,
-            json.dumps(mentions) if mentions else "",
-            ref,
+            message.conversation,
+            message.seq,
+            message.sender_id,
+            message.recipient_id,
+            message.msg_id,
+            message.text,
+            message.ts,
+            message.kind,
+            json.dumps(message.mentions) if message.mentions else "",
+            message.ref,
             device_id,
             file.id if file else None,
             json.dumps(file.to_fields()) if file else "",
         ),
     )
-    payload = {"seq": seq, "sender": sender_id, "recipient": recipient_id, "device": device_id, "msg_id": msg_id, "text": text}
-    if kind != "text":
-        payload["kind"] = kind
-    if mentions:
-        payload["mentions"] = list(mentions)
-    if ref:
-        payload["ref"] = ref
+    payload = {
+        "seq": message.seq,
+        "sender": message.sender_id,
+        "recipient": message.recipient_id,
+        "device": device_id,
+        "msg_id": message.msg_id,
+        "text": message.text,
+    }
+    if message.kind != "text":
+        payload["kind"] = message.kind
+    if message.mentions:
+        payload["mentions"] = list(message.mentions)
+    if message.ref:
+        payload["ref"] = message.ref
     if file:
         payload["file"] = {"sha256": file.id, "name": file.name, "size": file.size}
-    append_txn(conn, ts=now, actor=sender_name, kind="message", conversation=conversation, payload=payload)
-    return StoredMessage(conversation, seq, sender_id, recipient_id, msg_id, text, now, kind, mentions, ref, file=file)
+    append_txn(conn, ts=message.ts, actor=sender_name, kind="message", conversation=message.conversation, payload=payload)
+    return message
 
 
 def message(conn: sqlite3.Connection, conversation: int, seq: int) -> StoredMessage | None:
@@ -178,47 +198,40 @@ def send_direct_txn(
 ) -> StoredMessage:
     """Store a 1:1 message exactly once; a repeated (device, msg_id) returns the original.
     `attach` makes it a `file` message: it returns the file (or refuses it), and runs only
-    for a message not stored before."""
-    duplicate = find_duplicate(conn, device_id, msg_id)
-    if duplicate is not None:
-        return duplicate
-    conversation = direct_conversation(conn, sender_id, recipient_id) or _open_direct_txn(conn, sender_id, recipient_id, now)
-    hold_sequence(conn, conversation)
-    # Again under the hold: on PostgreSQL another process may have stored this retry meanwhile.
-    duplicate = find_duplicate(conn, device_id, msg_id)
-    if duplicate is not None:
-        return duplicate
-    file = attach(conn) if attach else None
-    return append_message_txn(
-        conn,
-        conversation=conversation,
-        sender_id=sender_id,
-        sender_name=sender_name,
-        device_id=device_id,
-        recipient_id=recipient_id,
-        msg_id=msg_id,
-        text=text,
-        now=now,
-        kind="file" if file else "text",
-        file=file,
+    for a message not stored before.
+
+    On PostgreSQL each statement is a round trip under the writer lock, and in a batch's
+    pipeline (`storage.postgres`) those whose answer is read later go out together. So the
+    retry check and the next seq are asked at once, and read only then: the conversation's
+    seq moves only if the message is not a retry, and no other writer can store the retry or
+    take a seq between these statements and our COMMIT (see the module's docstring). Then the
+    message and its archive entry are written, read by no one: one round trip a message."""
+    found = conn.execute(_SENT_BEFORE, (device_id, msg_id))
+    taking = conn.execute(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE direct_key = ?"
+        " AND NOT EXISTS (SELECT 1 FROM messages WHERE device_id = ? AND msg_id = ?) RETURNING id, last_seq",
+        (_direct_key(sender_id, recipient_id), device_id, msg_id),
     )
+    original = found.fetchone()
+    if original is not None:
+        return _stored(original, duplicate=True)
+    taken = taking.fetchone()
+    file = attach(conn) if attach else None
+    if taken is None:  # their first message
+        taken = (_open_direct_txn(conn, sender_id, recipient_id, now), 1)
+    kind = "file" if file else "text"
+    stored = StoredMessage(*taken, sender_id, recipient_id, msg_id, text, now, kind, file=file)
+    return _store_txn(conn, stored, sender_name, device_id)
 
 
 def _open_direct_txn(conn: sqlite3.Connection, a: int, b: int, now: float) -> int:
-    """The 1:1 conversation of two users, created with its two members. On PostgreSQL another
-    process may be creating it at the same moment: the insert then waits for that one's commit
-    and yields, and the conversation it made is the one found."""
-    created = conn.execute(
-        "INSERT INTO conversations (kind, direct_key, created_at) VALUES ('direct', ?, ?)"
-        " ON CONFLICT (direct_key) DO NOTHING RETURNING id",
+    """Create the 1:1 conversation of two users, with its two members and its first seq taken."""
+    (created,) = conn.execute(
+        "INSERT INTO conversations (kind, direct_key, created_at, last_seq) VALUES ('direct', ?, ?, 1) RETURNING id",
         (_direct_key(a, b), now),
     ).fetchone()
-    if created is None:
-        return direct_conversation(conn, a, b)
-    conn.executemany(
-        "INSERT INTO conversation_members (user_id, conversation_id) VALUES (?, ?)", {(a, created[0]), (b, created[0])}
-    )
-    return created[0]
+    conn.executemany("INSERT INTO conversation_members (user_id, conversation_id) VALUES (?, ?)", {(a, created), (b, created)})
+    return created
 
 
 def messages_after(
