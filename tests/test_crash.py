@@ -225,6 +225,18 @@ async def wait_for_delivery(people: list[Person], top: dict[int, int], members: 
     await trio.sleep(0.5)
 
 
+async def all_delivered(people: list[Person], group: int) -> tuple[dict[int, int], dict[int, set[str]]]:
+    """Once sending stopped: each conversation's top acknowledged seq and its members, after
+    waiting until everyone received up to it."""
+    members = {group: {p.name for p in people}}
+    for person in people:
+        for ack in person.acked.values():
+            members.setdefault(ack.conversation, {person.name, person.peer})
+    top = top_seqs(people)
+    await wait_for_delivery(people, top, members)
+    return top, members
+
+
 def assert_received_once_in_order(
     people: list[Person], top: dict[int, int], members: dict[int, set[str]], acked: dict[str, SendResult], summary: str
 ) -> None:
@@ -310,12 +322,7 @@ async def test_kill_9_under_load_loses_and_duplicates_nothing(tmp_path: Path):
                         )
                         for person in people:
                             person.stop.set()
-                    members = {info.id: set(PEOPLE)}
-                    for person in people:
-                        for ack in person.acked.values():
-                            members.setdefault(ack.conversation, {person.name, person.peer})
-                    top = top_seqs(people)
-                    await wait_for_delivery(people, top, members)
+                    top, members = await all_delivered(people, info.id)
                     receivers.cancel_scope.cancel()
                 connects = [p.client.connects for p in people]
                 outboxes = {p.name: p.client.profile.outbox() for p in people}

@@ -41,7 +41,7 @@ from .cli_helpers import free_port, run
 from .helpers import PASSWORD, admin_request
 from .nats import NatsServer, nats_server_fixture  # noqa: F401
 from .pg import pg_dsn_fixture, postgres_cluster_fixture  # noqa: F401
-from .test_crash import Person, ServerProcess, assert_received_once_in_order, top_seqs, wait_for_delivery, wait_for_progress
+from .test_crash import Person, ServerProcess, all_delivered, assert_received_once_in_order, wait_for_progress
 
 REPO = Path(__file__).resolve().parent.parent
 INSTANCES = ("a", "b", "c")
@@ -221,12 +221,7 @@ async def test_three_processes_behind_haproxy_survive_kill_9(tmp_path: Path, pg_
                                 await server.start()
                         for person in people:
                             person.stop.set()
-                    members = {info.id: set(PEOPLE)}
-                    for person in people:
-                        for ack in person.acked.values():
-                            members.setdefault(ack.conversation, {person.name, person.peer})
-                    top = top_seqs(people)
-                    await wait_for_delivery(people, top, members)
+                    top, members = await all_delivered(people, info.id)
                     receivers.cancel_scope.cancel()
                 connects = {p.name: p.client.connects for p in people}
                 outboxes = {p.name: p.client.profile.outbox() for p in people}
